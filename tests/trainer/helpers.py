@@ -1,0 +1,18 @@
+"""Tiny configs for trainer tests: seconds, not minutes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from trainer.config import DataConfig, OptimConfig, TrainConfig
+from trainer.networks import NetworkConfig
+from trainer.objective import ObjectiveConfig
+
+
+def tiny_config(data_dir: Path, specified: str = "digit", **optim: int) -> TrainConfig:
+    return TrainConfig(
+        network=NetworkConfig(z1_dim=4, z2_dim=3, width=4, hidden=16),
+        objective=ObjectiveConfig(),
+        data=DataConfig(data_dir=str(data_dir), specified=specified),
+        optim=OptimConfig(**{"epochs": 2, "batch_size": 16, "log_every": 2, "threads": 1} | optim),
+    )

@@ -1,0 +1,101 @@
+"""The CLI as a user meets it: a real subprocess, one-line errors, exit status 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "trainer", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert lines[-1].startswith("error:") or "error:" in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+    assert needle in result.stderr
+
+
+def test_missing_data_folder_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("train", "--data-dir", str(tmp_path / "absent"), "--out", str(tmp_path / "run"))
+    _assert_one_line_error(result, "no such data folder")
+
+
+def test_bad_flag_value_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"), "--likelihood", "laplace")
+    _assert_one_line_error(result, "invalid choice")
+
+
+def test_unknown_flag_is_rejected(tmp_path: Path) -> None:
+    result = run_cli("train", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"), "--beta1", "3")
+    _assert_one_line_error(result, "unrecognized arguments")
+
+
+def test_impossible_config_is_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
+    result = run_cli("train", "--data-dir", str(tiny_mnist), "--out", str(tmp_path / "r"), "--image-size", "30")
+    _assert_one_line_error(result, "power of two")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; the read-only case needs a normal user")
+def test_unwritable_output_is_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = run_cli("train", "--data-dir", str(tiny_mnist), "--out", str(locked / "run"))
+    _assert_one_line_error(result, "not writable")
+
+
+def test_output_under_a_file_is_one_line(tiny_mnist: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = run_cli("train", "--data-dir", str(tiny_mnist), "--out", str(blocker / "run"))
+    _assert_one_line_error(result, "not writable")
+
+
+def test_resume_without_a_run_is_one_line(tmp_path: Path) -> None:
+    result = run_cli("train", "--out", str(tmp_path / "nothing"), "--resume")
+    _assert_one_line_error(result, "nothing to resume")
+
+
+def test_train_export_evaluate_end_to_end(tiny_mnist: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    flags = ["--width", "4", "--hidden", "16", "--z1-dim", "4", "--z2-dim", "3", "--batch-size", "16"]
+    trained = run_cli("train", "--data-dir", str(tiny_mnist), "--out", str(run), "--max-steps", "4", "--quiet", *flags)
+    assert trained.returncode == 0, trained.stderr
+    assert "trained 4 steps" in trained.stdout
+    resumed = run_cli("train", "--out", str(run), "--resume", "--max-steps", "6", "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "trained 6 steps" in resumed.stdout
+    changed = run_cli("train", "--out", str(run), "--resume", "--b1", "3")
+    _assert_one_line_error(changed, "cannot change")
+
+    models = tmp_path / "models"
+    exported = run_cli("export", str(run), "--name", "tiny", "--models-dir", str(models))
+    assert exported.returncode == 0, exported.stderr
+    clf = tmp_path / "clf.pt"
+    trained_clf = run_cli("train-classifier", "--data-dir", str(tiny_mnist), "--out", str(clf), "--epochs", "1")
+    assert trained_clf.returncode == 0, trained_clf.stderr
+    evaluated = run_cli(
+        "evaluate",
+        str(models / "tiny"),
+        "--data-dir",
+        str(tiny_mnist),
+        "--pairs",
+        "50",
+        "--classifier",
+        str(clf),
+        "--write-manifest",
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert '"specified_accuracy"' in evaluated.stdout
+    assert '"specified_accuracy"' in (models / "tiny" / "manifest.json").read_text()

@@ -1,0 +1,1 @@
+"""Train, evaluate and export the two-code VAE (PyTorch side of the project)."""

@@ -1,0 +1,213 @@
+"""``python -m trainer {train,export,evaluate,train-classifier}``.
+
+Every config field is a flag (``--b1 20``, ``--z1-dim 16``), generated from
+the dataclasses so the CLI and the config can never drift apart. Mistakes the
+user can fix (a bad flag, a missing data folder, an unwritable output folder)
+end in one line on stderr and exit status 2, not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import types
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from trainer.config import SECTION_TYPES, TrainConfig
+
+RESUME_OVERRIDABLE = {"epochs", "max_steps", "threads", "device", "log_every", "checkpoint_every", "data_dir"}
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called; printed as one line."""
+
+
+def _field_parser(tp: Any) -> tuple[Any, list[str] | None]:
+    """argparse ``type`` and ``choices`` for a dataclass field's annotation."""
+    if get_origin(tp) is typing.Literal:
+        choices = [str(c) for c in get_args(tp)]
+        return str, choices
+    if tp is bool:
+        return _parse_bool, None
+    return tp, None
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per config field, default SUPPRESS so we know which ones the user gave."""
+    for section, cls in SECTION_TYPES.items():
+        group = parser.add_argument_group(section)
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            kind, choices = _field_parser(hints[f.name])
+            default = f.default if f.default is not MISSING else None
+            group.add_argument(
+                f"--{f.name.replace('_', '-')}",
+                dest=f"{section}.{f.name}",
+                type=kind,
+                choices=choices,
+                default=argparse.SUPPRESS,
+                help=f"(default: {default})",
+            )
+
+
+def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> TrainConfig:
+    raw: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (base or {}).items()}
+    for key, value in vars(args).items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            raw.setdefault(section, {})[name] = value
+    try:
+        return TrainConfig.from_dict(raw)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"bad configuration: {exc}") from exc
+
+
+def given_config_keys(args: argparse.Namespace) -> set[str]:
+    return {k.split(".", 1)[1] for k in vars(args) if "." in k}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainer import checkpoint
+    from trainer.train import start_or_resume
+
+    out = Path(args.out)
+    if args.resume:
+        saved_path = out / checkpoint.CHECKPOINT_NAME
+        if not saved_path.is_file():
+            raise UsageError(f"{out}: nothing to resume (no {checkpoint.CHECKPOINT_NAME}); drop --resume")
+        bad = given_config_keys(args) - RESUME_OVERRIDABLE
+        if bad:
+            raise UsageError(f"cannot change {sorted(bad)} when resuming; only {sorted(RESUME_OVERRIDABLE)}")
+        saved_config = checkpoint.load(saved_path)["config"]
+        config = config_from_args(args, base=saved_config)
+    else:
+        config = config_from_args(args)
+        if not config.data.data_dir:
+            raise UsageError("--data-dir is required (the folder with the MNIST IDX files)")
+    trainer = start_or_resume(config, out, args.resume)
+    trainer.config = config  # overrides such as --epochs apply to a resumed run too
+    state = trainer.run(show_progress=not args.quiet)
+    print(f"trained {state.step} steps ({state.epoch} epochs) in {state.elapsed_s:.0f} s -> {out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from trainer.export import export_run
+
+    folder = export_run(
+        Path(args.run),
+        name=args.name,
+        models_dir=Path(args.models_dir),
+        description=args.description,
+        version=args.version,
+        data_dir=args.data_dir,
+    )
+    print(f"exported {folder}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from trainer.evaluate import evaluate_model
+
+    report = evaluate_model(
+        Path(args.model),
+        data_dir=Path(args.data_dir),
+        pairs=args.pairs,
+        classifier_path=Path(args.classifier),
+        seed=args.seed,
+        write_manifest=args.write_manifest,
+    )
+    text = json.dumps(report, indent=2)
+    if args.json_out:
+        Path(args.json_out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from trainer.evaluators import train_digit_classifier
+
+    accuracy = train_digit_classifier(Path(args.data_dir), Path(args.out), epochs=args.epochs, seed=args.seed)
+    print(f"digit classifier: test accuracy {accuracy:.4f} -> {args.out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a two-code VAE")
+    train.add_argument("--out", required=True, help="run folder (created)")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_config_flags(train)
+    train.set_defaults(func=cmd_train)
+
+    export = sub.add_parser("export", help="export a run to models/NAME as ONNX plus manifest")
+    export.add_argument("run", help="run folder holding checkpoint.pt")
+    export.add_argument("--name", required=True)
+    export.add_argument("--models-dir", default="models")
+    export.add_argument("--description", default="")
+    export.add_argument("--version", default="1")
+    export.add_argument("--data-dir", default=None, help="real data for the parity check (default: the run's)")
+    export.set_defaults(func=cmd_export)
+
+    evaluate = sub.add_parser("evaluate", help="swap metrics of an exported model on the MNIST test split")
+    evaluate.add_argument("model", help="model folder (models/NAME)")
+    evaluate.add_argument("--data-dir", required=True)
+    evaluate.add_argument("--pairs", type=int, default=10000)
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--classifier", default="evaluators/digit_cnn.pt")
+    evaluate.add_argument("--json-out", default=None)
+    evaluate.add_argument("--write-manifest", action="store_true", help="store the figures in the manifest")
+    evaluate.set_defaults(func=cmd_evaluate)
+
+    clf = sub.add_parser("train-classifier", help="train the independent digit classifier used by evaluate")
+    clf.add_argument("--data-dir", required=True)
+    clf.add_argument("--out", default="evaluators/digit_cnn.pt")
+    clf.add_argument("--epochs", type=int, default=3)
+    clf.add_argument("--seed", type=int, default=0)
+    clf.set_defaults(func=cmd_train_classifier)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from trainer.checkpoint import OutputError
+    from trainer.data.mnist import DataError
+    from trainer.train import TrainingError
+
+    expected: tuple[type[BaseException], ...] = (
+        UsageError,
+        DataError,
+        OutputError,
+        TrainingError,
+        FileNotFoundError,
+        ValueError,
+    )
+    try:
+        code: int = args.func(args)
+        return code
+    except expected as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the last checkpoint is intact, continue with --resume", file=sys.stderr)
+        return 130
+
+
+_ = types  # keep the import for type evaluation of union annotations under `from __future__`

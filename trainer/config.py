@@ -1,0 +1,81 @@
+"""The full training configuration: one typed dataclass per concern.
+
+The whole config is saved beside every checkpoint and copied into the
+exported model's manifest, so any model can be traced to how it was made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+from trainer.networks import NetworkConfig
+from trainer.objective import ObjectiveConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and what the pairs share."""
+
+    dataset: Literal["colormnist"] = "colormnist"
+    data_dir: str = ""  # folder with the dataset's files (for MNIST: the four IDX files)
+    specified: str = "digit"  # the factor z2 holds: digit or colour for Color MNIST
+    data_seed: int = 0  # seeds the colours of the split
+    limit_items: int = 0  # use only the first N training items (0 = all); for tiny runs
+
+
+@dataclass
+class OptimConfig:
+    """How long, how fast and where to train."""
+
+    epochs: int = 10
+    max_steps: int = 0  # stop after this many steps in all (0 = only the epoch count stops)
+    batch_size: int = 64  # pairs per step; each step sees 2 * batch_size images
+    lr: float = 1e-3
+    seed: int = 0  # weights and sampling noise
+    device: str = "auto"  # auto (CUDA when present), cpu or cuda
+    threads: int = 0  # torch intra-op threads (0 = torch's default)
+    log_every: int = 50  # steps between CSV rows
+    checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0 = per epoch only)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.log_every < 1:
+            raise ValueError("epochs >= 1, batch_size >= 2, lr > 0 and log_every >= 1 are required")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+
+
+@dataclass
+class TrainConfig:
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
+        """Rebuild a config, rejecting unknown sections and keys (a typo must not pass silently)."""
+        sections = {f.name: f.type for f in fields(cls)}
+        unknown = set(raw) - set(sections)
+        if unknown:
+            raise ValueError(f"unknown config sections: {sorted(unknown)}")
+        built = {}
+        for name, section_cls in SECTION_TYPES.items():
+            values = raw.get(name, {})
+            known = {f.name for f in fields(section_cls)}
+            bad = set(values) - known
+            if bad:
+                raise ValueError(f"unknown keys in config section {name!r}: {sorted(bad)}")
+            built[name] = section_cls(**values)
+        return cls(**built)
+
+
+SECTION_TYPES: dict[str, type] = {
+    "network": NetworkConfig,
+    "objective": ObjectiveConfig,
+    "data": DataConfig,
+    "optim": OptimConfig,
+}

@@ -1,0 +1,125 @@
+"""Color MNIST: real MNIST digits painted with a random hue, and pairs that share one factor.
+
+Definition (also in the README): each 28x28 digit is zero-padded to 32x32;
+its grey level g in [0, 1] is the alpha of a foreground colour over black, so
+pixel = g * rgb; the colour is HSV(hue, 1, 1) with hue uniform in [0, 1).
+Hues are drawn per item from ``numpy.random.default_rng(seed)``, so a split
+is the same on every machine.
+
+Pairs (x, x+) share the specified factor:
+- ``digit``: x+ is another image of the same digit, with its own colour and
+  handwriting;
+- ``colour``: x+ is an image of a different digit, painted with x's hue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from trainer.data.mnist import MnistSplit
+
+Specified = Literal["digit", "colour"]
+PAD = 2  # 28 + 2 * 2 = 32
+
+
+def hsv_to_rgb(hue: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] of HSV(hue, 1, 1), vectorised: shape [N] -> [N, 3]."""
+    h6 = (np.asarray(hue, dtype=np.float64) % 1.0) * 6.0
+    channels = []
+    for offset in (5.0, 3.0, 1.0):  # standard HSV formula: f(n) = v - v*s*max(0, min(k, 4-k, 1))
+        k = (offset + h6) % 6.0
+        channels.append(1.0 - np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0))
+    return np.stack(channels, axis=1)
+
+
+@dataclass
+class PairBatch:
+    """A batch of pairs: images float32 [B, 3, 32, 32] in [0, 1], and their factors."""
+
+    x: Tensor
+    partner: Tensor
+    digit: Tensor
+    hue: Tensor
+    partner_digit: Tensor
+    partner_hue: Tensor
+
+
+class ColorMNIST:
+    """One Color MNIST split with a seeded pair sampler."""
+
+    def __init__(self, split: MnistSplit, seed: int, specified: Specified) -> None:
+        if specified not in ("digit", "colour"):
+            raise ValueError(f"specified must be 'digit' or 'colour', got {specified!r}")
+        self.specified = specified
+        self.seed = seed
+        padded = np.pad(split.images, ((0, 0), (PAD, PAD), (PAD, PAD)))
+        self.images = torch.from_numpy(np.ascontiguousarray(padded))
+        self.labels = split.labels.astype(np.int64)
+        self.hues = np.random.default_rng(seed).random(len(self.labels))
+        self._by_class = [np.flatnonzero(self.labels == c) for c in range(10)]
+        self._rank = np.empty(len(self.labels), dtype=np.int64)
+        for members in self._by_class:
+            self._rank[members] = np.arange(len(members))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def render(self, indices: np.ndarray, hues: np.ndarray) -> Tensor:
+        """Paint digits ``indices`` with ``hues``: float32 [B, 3, 32, 32]."""
+        grey = self.images[torch.from_numpy(np.asarray(indices, dtype=np.int64))].float().div_(255.0)
+        rgb = torch.from_numpy(hsv_to_rgb(hues)).float()
+        return grey[:, None] * rgb[:, :, None, None]
+
+    def partners(self, anchors: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Partner digit indices and partner hues for each anchor."""
+        labels = self.labels[anchors]
+        if self.specified == "digit":
+            sizes = np.array([len(self._by_class[c]) for c in labels])
+            shift = 1 + rng.integers(0, np.maximum(sizes - 1, 1))  # never the anchor itself
+            pos = (self._rank[anchors] + shift) % sizes
+            chosen = np.array([self._by_class[c][p] for c, p in zip(labels, pos, strict=True)])
+            return chosen, self.hues[chosen]
+        other = (labels + 1 + rng.integers(0, 9, size=len(anchors))) % 10  # a different digit
+        chosen = np.array([self._by_class[c][rng.integers(0, len(self._by_class[c]))] for c in other])
+        return chosen, self.hues[anchors]
+
+    def epoch_rng(self, epoch: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, 1 + epoch])
+
+    def batches(self, epoch: int, batch_size: int, skip: int = 0, drop_last: bool = True) -> Iterator[PairBatch]:
+        """Shuffled pairs of one epoch; ``skip`` batches are passed over (for resuming mid-epoch).
+
+        The order and partners depend only on (seed, epoch), so a resumed run
+        sees exactly the batches an uninterrupted one would.
+        """
+        rng = self.epoch_rng(epoch)
+        order = rng.permutation(len(self))
+        partner_idx, partner_hue = self.partners(order, rng)
+        stop = len(order) - (len(order) % batch_size if drop_last else 0)
+        for b, start in enumerate(range(0, stop, batch_size)):
+            if b < skip:
+                continue
+            yield self.batch_at(
+                order[start : start + batch_size],
+                partner_idx[start : start + batch_size],
+                partner_hue[start : start + batch_size],
+            )
+
+    def batch_at(self, anchors: np.ndarray, partners: np.ndarray, partner_hues: np.ndarray) -> PairBatch:
+        return PairBatch(
+            x=self.render(anchors, self.hues[anchors]),
+            partner=self.render(partners, partner_hues),
+            digit=torch.from_numpy(self.labels[anchors]),
+            hue=torch.from_numpy(self.hues[anchors]).float(),
+            partner_digit=torch.from_numpy(self.labels[partners]),
+            partner_hue=torch.from_numpy(np.asarray(partner_hues)).float(),
+        )
+
+    def batches_per_epoch(self, batch_size: int) -> int:
+        return len(self) // batch_size

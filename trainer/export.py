@@ -1,0 +1,216 @@
+"""Export a trained run to a model folder: ``encoder.onnx``, ``decoder.onnx``, ``manifest.json``.
+
+The exported graphs are the deterministic path (posterior means), with the
+fixed input/output names of the ONNX interface in api.md and a dynamic batch
+axis. Each file is self-contained (weights embedded, no external ``.data``),
+checked by ``onnx.checker``, and compared with PyTorch on random and real
+inputs; a mismatch beyond rtol 1e-3 / atol 1e-5 aborts the export.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
+from modelrepo.manifest import DECODER_FILE, ENCODER_FILE, FileEntry
+from trainer.config import TrainConfig
+from trainer.networks import TwoCodeVAE
+
+RTOL, ATOL = 1e-3, 1e-5
+OPSET = 18
+
+
+class ExportError(RuntimeError):
+    """The exported graph is invalid or disagrees with PyTorch."""
+
+
+class EncoderGraph(nn.Module):
+    """image -> (z1, z2, z1_logvar, z2_logvar): the means are the codes."""
+
+    def __init__(self, model: TwoCodeVAE) -> None:
+        super().__init__()
+        self.encoder = model.encoder
+
+    def forward(self, image: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        out = self.encoder(image)
+        return out.z1.mean, out.z2.mean, out.z1.logvar, out.z2.logvar
+
+
+class DecoderGraph(nn.Module):
+    """(z1, z2) -> image in [0, 1]."""
+
+    def __init__(self, model: TwoCodeVAE) -> None:
+        super().__init__()
+        self.decoder = model.decoder
+
+    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
+        return torch.sigmoid(self.decoder(z1, z2))
+
+
+def _export_graph(
+    module: nn.Module, inputs: tuple[Tensor, ...], names_in: list[str], names_out: list[str], path: Path
+) -> None:
+    module.eval()
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    dynamic = {name: {0: batch} for name in names_in}
+    program = torch.onnx.export(
+        module,
+        inputs,
+        dynamo=True,
+        input_names=names_in,
+        output_names=names_out,
+        dynamic_shapes=dynamic,
+        opset_version=OPSET,
+        external_data=False,
+    )
+    if program is None:  # pragma: no cover - the dynamo exporter always returns a program
+        raise ExportError("torch.onnx.export returned no program")
+    program.save(str(path), external_data=False)
+
+
+def export_onnx(model: TwoCodeVAE, folder: Path) -> None:
+    """Write encoder.onnx and decoder.onnx for ``model`` into ``folder`` and check them."""
+    import onnx
+
+    cfg = model.config
+    model.eval()
+    image = torch.rand(2, cfg.channels, cfg.image_size, cfg.image_size)
+    z1, z2 = torch.randn(2, cfg.z1_dim), torch.randn(2, cfg.z2_dim)
+    _export_graph(
+        EncoderGraph(model), (image,), ["image"], ["z1", "z2", "z1_logvar", "z2_logvar"], folder / ENCODER_FILE
+    )
+    _export_graph(DecoderGraph(model), (z1, z2), ["z1", "z2"], ["image"], folder / DECODER_FILE)
+    for name in (ENCODER_FILE, DECODER_FILE):
+        onnx.checker.check_model(str(folder / name), full_check=True)
+    leftovers = [p.name for p in folder.iterdir() if p.suffix == ".data"]
+    if leftovers:
+        raise ExportError(
+            f"the exporter wrote external weight files {leftovers}; the ONNX files must be self-contained"
+        )
+
+
+@torch.no_grad()
+def check_parity(model: TwoCodeVAE, folder: Path, real_images: Tensor | None, seed: int = 0) -> dict[str, float]:
+    """Run ONNX Runtime and PyTorch on the same inputs; raise ExportError beyond rtol/atol."""
+    import onnxruntime as ort
+
+    cfg = model.config
+    gen = torch.Generator().manual_seed(seed)
+    batches = [torch.rand(7, cfg.channels, cfg.image_size, cfg.image_size, generator=gen)]
+    if real_images is not None:
+        batches.append(real_images)
+    enc = ort.InferenceSession(str(folder / ENCODER_FILE), providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(folder / DECODER_FILE), providers=["CPUExecutionProvider"])
+    worst: dict[str, float] = {}
+    for images in batches:
+        ref = model.encode(images)
+        got = enc.run(None, {"image": images.numpy()})
+        for name, expected, actual in zip(
+            ("z1", "z2", "z1_logvar", "z2_logvar"),
+            (ref.z1.mean, ref.z2.mean, ref.z1.logvar, ref.z2.logvar),
+            got,
+            strict=True,
+        ):
+            worst[name] = max(worst.get(name, 0.0), _compare(name, expected.numpy(), actual))
+        z1 = torch.cat([ref.z1.mean, torch.randn(ref.z1.mean.shape, generator=gen)])
+        z2 = torch.cat([ref.z2.mean, torch.randn(ref.z2.mean.shape, generator=gen)])
+        (image,) = dec.run(None, {"z1": z1.numpy(), "z2": z2.numpy()})
+        worst["image"] = max(worst.get("image", 0.0), _compare("image", model.decode(z1, z2).numpy(), image))
+    return worst
+
+
+def _compare(name: str, expected: np.ndarray, actual: Any) -> float:
+    actual = np.asarray(actual)
+    if actual.shape != expected.shape:
+        raise ExportError(f"ONNX output {name} has shape {actual.shape}, PyTorch {expected.shape}")
+    if not np.allclose(actual, expected, rtol=RTOL, atol=ATOL):
+        diff = float(np.max(np.abs(actual - expected)))
+        raise ExportError(f"ONNX output {name} differs from PyTorch by up to {diff:.3g} (rtol {RTOL}, atol {ATOL})")
+    return float(np.max(np.abs(actual - expected))) if actual.size else 0.0
+
+
+def _real_images(config: TrainConfig, data_dir: str | None, count: int = 64) -> Tensor | None:
+    """A batch of real training images for the parity check, or None when the data is not here."""
+    from trainer.data.colormnist import ColorMNIST
+    from trainer.data.mnist import DataError, read_mnist
+
+    try:
+        split = read_mnist(Path(data_dir or config.data.data_dir), "test")
+    except DataError:
+        return None
+    ds = ColorMNIST(split, seed=config.data.data_seed, specified="digit")
+    idx = np.arange(min(count, len(ds)))
+    return ds.render(idx, ds.hues[idx])
+
+
+def build_manifest(
+    config: TrainConfig,
+    name: str,
+    version: str,
+    description: str,
+    folder: Path,
+    parity: dict[str, float],
+    train_state: dict[str, Any],
+) -> Manifest:
+    net = config.network
+    factors = [s.strip() for s in config.data.specified.split(",") if s.strip()]
+    files = {
+        f: FileEntry(sha256=file_sha256(folder / f), bytes=(folder / f).stat().st_size)
+        for f in (ENCODER_FILE, DECODER_FILE)
+    }
+    return Manifest(
+        name=name,
+        version=version,
+        description=description or f"Two-code VAE on {config.data.dataset}; z2 holds: {', '.join(factors)}",
+        specified_factors=factors,
+        image=ImageShape(channels=net.channels, height=net.image_size, width=net.image_size),
+        z1_dim=net.z1_dim,
+        z2_dim=net.z2_dim,
+        preprocessing=Preprocessing(
+            channels=3 if net.channels == 3 else 1, height=net.image_size, width=net.image_size
+        ),
+        training_data={
+            "dataset": config.data.dataset,
+            "split": "train",
+            "items": config.data.limit_items or "all",
+            "colour_seed": config.data.data_seed,
+            "steps": train_state.get("step"),
+            "epochs_completed": train_state.get("epoch"),
+            "train_seconds": round(float(train_state.get("elapsed_s", 0.0)), 1),
+        },
+        config=config.to_dict() | {"export": {"opset": OPSET, "parity_max_abs_diff": parity}},
+        files=files,
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def export_run(
+    run: Path, name: str, models_dir: Path, description: str = "", version: str = "1", data_dir: str | None = None
+) -> Path:
+    """Export ``run`` to ``models_dir/name``, replacing that folder only once everything checked out."""
+    from trainer.train import load_model
+
+    model, config, saved = load_model(run)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_dir))
+    try:
+        export_onnx(model, staging)
+        parity = check_parity(model, staging, _real_images(config, data_dir))
+        manifest = build_manifest(config, name, version, description, staging, parity, saved["state"])
+        target = models_dir / name
+        if target.exists():
+            shutil.rmtree(target)
+        manifest.save(staging)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

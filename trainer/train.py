@@ -1,0 +1,234 @@
+"""The training loop: pairs in, checkpoints, a CSV log and pictures out.
+
+Reads top to bottom: set up (or resume) -> for each epoch, for each batch:
+objective, step, log -> checkpoint and pictures at the end of each epoch.
+A run folder holds ``config.json``, ``log.csv``, ``checkpoint.pt``,
+``loss_curve.png`` and ``swap_grid.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from trainer import checkpoint
+from trainer.config import TrainConfig
+from trainer.data.colormnist import ColorMNIST, Specified
+from trainer.data.mnist import DataError, read_mnist
+from trainer.networks import TwoCodeVAE
+from trainer.objective import LossTerms, kl_weights, objective
+from trainer.plots import TERMS, loss_curve, swap_grid
+
+LOG_FIELDS = ("step", "epoch", "images_per_s", "b1", "b2", *TERMS)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (a non-finite loss, an impossible device)."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda was asked for but torch sees no CUDA device")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_dataset(config: TrainConfig) -> ColorMNIST:
+    """The training split of the configured dataset."""
+    data = config.data
+    if data.specified not in ("digit", "colour"):
+        raise DataError(f"--specified must be digit or colour for colormnist, got {data.specified!r}")
+    split = read_mnist(Path(data.data_dir), "train")
+    if data.limit_items:
+        split = type(split)(split.images[: data.limit_items], split.labels[: data.limit_items])
+    specified: Specified = "digit" if data.specified == "digit" else "colour"
+    return ColorMNIST(split, seed=data.data_seed, specified=specified)
+
+
+@dataclass
+class RunState:
+    """Where the run is: the next batch to train is ``batch`` of ``epoch``."""
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    elapsed_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    """Owns the model, optimiser, RNG and run folder of one training run."""
+
+    def __init__(self, config: TrainConfig, out: Path, dataset: ColorMNIST) -> None:
+        self.config, self.out, self.dataset = config, out, dataset
+        self.device = pick_device(config.optim.device)
+        if config.optim.threads:
+            torch.set_num_threads(config.optim.threads)
+        torch.manual_seed(config.optim.seed)
+        self.model = TwoCodeVAE(config.network).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.optim.lr)
+        self.noise = torch.Generator(device=self.device).manual_seed(config.optim.seed)
+        self.state = RunState()
+        self.preview = self._preview_images()
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self) -> None:
+        checkpoint.save_atomic(
+            {
+                "config": self.config.to_dict(),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "noise_rng": self.noise.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "state": self.state.__dict__,
+            },
+            self.out / checkpoint.CHECKPOINT_NAME,
+        )
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.noise.set_state(saved["noise_rng"])
+        torch.set_rng_state(saved["torch_rng"])
+        self.state = RunState(**saved["state"])
+        self._truncate_log(self.state.step)
+
+    def _truncate_log(self, step: int) -> None:
+        """Drop CSV rows a killed run wrote after its last checkpoint, so the log has no duplicates."""
+        path = self.out / "log.csv"
+        if not path.exists():
+            return
+        with path.open() as handle:
+            rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= step]
+        self._write_log(rows, mode="w")
+
+    def _write_log(self, rows: list[dict[str, Any]], mode: str = "a") -> None:
+        path = self.out / "log.csv"
+        new = mode == "w" or not path.exists()
+        with path.open(mode, newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=LOG_FIELDS)
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+
+    # -- pictures ----------------------------------------------------------------------------
+    def _preview_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Eight fixed images (distinct digits, spread hues) for the swap grid."""
+        ds = self.dataset
+        rng = np.random.default_rng(12345)
+        picks = [int(rng.choice(np.flatnonzero(ds.labels == d))) for d in range(8) if (ds.labels == d).any()]
+        hues = (np.arange(len(picks)) / max(len(picks), 1) + 0.05) % 1.0
+        z1_images = ds.render(np.array(picks), hues)
+        z2_images = ds.render(np.array(picks[::-1]), hues[::-1].copy())
+        return z1_images.to(self.device), z2_images.to(self.device)
+
+    def write_pictures(self) -> None:
+        self.model.eval()
+        swap_grid(self.model, *self.preview).save(self.out / "swap_grid.png")
+        self.model.train()
+        if (self.out / "log.csv").exists():
+            loss_curve(self.out / "log.csv", self.out / "loss_curve.png")
+
+    # -- the loop ----------------------------------------------------------------------------
+    def train_step(self, x: torch.Tensor, partner: torch.Tensor) -> LossTerms:
+        terms = objective(self.model, x, partner, self.config.objective, self.state.step, self.noise)
+        if not torch.isfinite(terms.total):
+            raise TrainingError(
+                f"loss is not finite at step {self.state.step}: {terms.as_floats()}; lower --lr or the term weights"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        terms.total.backward()
+        self.optimizer.step()
+        return terms
+
+    def _done(self) -> bool:
+        max_steps = self.config.optim.max_steps
+        return self.state.epoch >= self.config.optim.epochs or bool(max_steps and self.state.step >= max_steps)
+
+    def run(self, show_progress: bool = True) -> RunState:
+        opt = self.config.optim
+        per_epoch = self.dataset.batches_per_epoch(opt.batch_size)
+        if per_epoch == 0:
+            raise DataError(f"{len(self.dataset)} items cannot fill one batch of {opt.batch_size} pairs")
+        self.model.train()
+        while not self._done():
+            bar = tqdm(
+                total=per_epoch,
+                initial=self.state.batch,
+                disable=not show_progress,
+                desc=f"epoch {self.state.epoch + 1}/{opt.epochs}",
+                dynamic_ncols=True,
+            )
+            window: list[dict[str, float]] = []
+            tick = time.perf_counter()
+            for batch in self.dataset.batches(self.state.epoch, opt.batch_size, skip=self.state.batch):
+                terms = self.train_step(batch.x.to(self.device), batch.partner.to(self.device))
+                self.state.step += 1
+                self.state.batch += 1
+                window.append(terms.as_floats())
+                bar.update(1)
+                if self.state.step % opt.log_every == 0:
+                    now = time.perf_counter()
+                    self.state.elapsed_s += now - tick
+                    rate = len(window) * 2 * opt.batch_size / max(now - tick, 1e-9)
+                    row = self._log_row(window, rate)
+                    bar.set_postfix(
+                        {k: f"{row[k]:.3g}" for k in ("rec", "swap", "kl1", "kl2", "mi1", "mi2")}
+                        | {"img/s": f"{rate:.0f}"}
+                    )
+                    window, tick = [], now
+                if opt.checkpoint_every and self.state.step % opt.checkpoint_every == 0:
+                    self.save()
+                if self._done():
+                    break
+            bar.close()
+            self.state.elapsed_s += time.perf_counter() - tick
+            if self.state.batch >= per_epoch:
+                self.state.epoch += 1
+                self.state.batch = 0
+            self.save()
+            self.write_pictures()
+        return self.state
+
+    def _log_row(self, window: list[dict[str, float]], rate: float) -> dict[str, Any]:
+        row: dict[str, Any] = {t: sum(w[t] for w in window) / len(window) for t in TERMS}
+        b1, b2 = kl_weights(self.config.objective, self.state.step)
+        row |= {"step": self.state.step, "epoch": self.state.epoch, "images_per_s": round(rate, 1), "b1": b1, "b2": b2}
+        if not all(math.isfinite(float(v)) for v in row.values()):
+            raise TrainingError(f"non-finite values logged at step {self.state.step}: {row}")
+        self._write_log([row])
+        return row
+
+
+def start_or_resume(config: TrainConfig, out: Path, resume: bool) -> Trainer:
+    """A fresh trainer on ``config``, or the one saved in ``out`` (its config wins, bar overrides)."""
+    checkpoint.ensure_writable(out)
+    if resume:
+        saved = checkpoint.load(out / checkpoint.CHECKPOINT_NAME)
+        trainer = Trainer(config, out, build_dataset(config))
+        trainer.restore(saved)
+        return trainer
+    if (out / checkpoint.CHECKPOINT_NAME).exists():
+        raise TrainingError(f"{out} already holds a run; pass --resume to continue it or pick another --out")
+    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return Trainer(config, out, build_dataset(config))
+
+
+def load_model(run: Path) -> tuple[TwoCodeVAE, TrainConfig, dict[str, Any]]:
+    """Rebuild the model from a run folder's checkpoint alone (the config travels with it)."""
+    saved = checkpoint.load(run / checkpoint.CHECKPOINT_NAME)
+    config = TrainConfig.from_dict(saved["config"])
+    model = TwoCodeVAE(config.network)
+    model.load_state_dict(saved["model"])
+    model.eval()
+    return model, config, saved
