@@ -2,9 +2,10 @@
 
 z1 holds the complementary factors (everything but what the user specified),
 z2 the specified ones. The encoder shares one trunk between the two heads; the
-decoder reads the concatenation [z1, z2]. There are no normalisation layers,
-so train and eval mode compute the same function, which keeps export parity
-and the MI terms (which re-encode synthesised images) free of batch effects.
+decoder reads the concatenation [z1, z2]. Normalisation is per image
+(GroupNorm), never per batch, so train and eval mode compute the same
+function, which keeps export parity and the MI terms (which re-encode
+synthesised images) free of batch effects.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class NetworkConfig:
     width: int = 32  # channels of the first conv layer; doubled at each downsampling
     max_width: int = 256  # cap on conv channels, so 64x64 and larger stay small
     hidden: int = 256  # fully connected layer between the trunk and the heads
+    norm: bool = True  # GroupNorm after each conv: per-image, so train and eval still agree
 
     def __post_init__(self) -> None:
         if self.image_size < 8 or self.image_size & (self.image_size - 1):
@@ -44,6 +46,12 @@ class NetworkConfig:
 
     def level_widths(self) -> list[int]:
         return [min(self.width * 2**i, self.max_width) for i in range(self.levels)]
+
+
+def _norm(config: NetworkConfig, channels: int) -> nn.Module:
+    """GroupNorm with groups of 4 channels, or nothing. Batch statistics are never used, so
+    re-encoding synthesised images in the MI terms cannot see other images of the batch."""
+    return nn.GroupNorm(max(1, channels // 4), channels) if config.norm else nn.Identity()
 
 
 @dataclass
@@ -81,7 +89,7 @@ class Encoder(nn.Module):
         layers: list[nn.Module] = []
         in_ch = config.channels
         for out_ch in config.level_widths():
-            layers += [nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1), nn.SiLU()]
+            layers += [nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1), _norm(config, out_ch), nn.SiLU()]
             in_ch = out_ch
         self.trunk = nn.Sequential(*layers, nn.Flatten(), nn.Linear(in_ch * 16, config.hidden), nn.SiLU())
         self.head1 = nn.Linear(config.hidden, 2 * config.z1_dim)
@@ -112,7 +120,7 @@ class Decoder(nn.Module):
         )
         layers: list[nn.Module] = []
         for in_ch, out_ch in zip(widths, widths[1:], strict=False):
-            layers += [nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1), nn.SiLU()]
+            layers += [nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1), _norm(config, out_ch), nn.SiLU()]
         layers.append(nn.ConvTranspose2d(widths[-1], config.channels, 4, stride=2, padding=1))
         self.up = nn.Sequential(*layers)
 

@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI over ONNX Runtime sessions. It never imports torch."""

@@ -1,0 +1,106 @@
+"""Builds the FastAPI app. Models load in the lifespan, in the background, never at import."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service import logs
+from service.batching import QueueFullError
+from service.metrics import Metrics
+from service.middleware import AccessMiddleware, LimitsMiddleware
+from service.routes import inference, models, ops
+from service.runtime import Registry, StartupError, attach_batchers, choose_providers, discover, load_repository
+from service.settings import Settings, get_settings
+
+log = logging.getLogger("service.app")
+
+
+async def _load(app: FastAPI) -> None:
+    """Load and warm every model off the event loop, then attach batchers and mark the app ready."""
+    settings: Settings = app.state.settings
+    registry: Registry = await asyncio.to_thread(load_repository, settings, app.state.metrics)
+    attach_batchers(registry, settings, app.state.metrics)
+    if settings.default_model not in registry.models:
+        log.warning("default model %r is not serving; requests without ?model= will get 404", settings.default_model)
+    app.state.registry = registry
+    registry.ready = True
+    log.info("ready: %d model(s) serving, %d refused", len(registry.models), len(registry.refused))
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.registry = Registry()
+    settings: Settings = app.state.settings
+    try:  # fail start-up at once, not in the background, when the configuration cannot be honoured
+        choose_providers(settings.device)
+        discover(settings.model_repository)
+    except StartupError as exc:
+        log.critical("cannot start: %s", exc)
+        raise
+    loading = asyncio.create_task(_load(app))
+    app.state.loading = loading
+    try:
+        yield
+    finally:
+        app.state.registry.ready = False
+        if not loading.done():
+            loading.cancel()
+        for model in app.state.registry.models.values():
+            for batcher in model.batchers.values():
+                await batcher.stop()
+
+
+def _validation_detail(exc: RequestValidationError) -> str:
+    """One readable sentence per problem: 'body.z1[0][2]: Input should be a finite number'."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()))
+        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logs.configure(settings.log_level, settings.log_json)
+    metrics = Metrics()
+    app = FastAPI(
+        title="Two-code VAE: controllable image synthesis",
+        version="0.1.0",
+        description="Encode images into a complementary code z1 and a specified code z2, decode codes into "
+                    "images, and swap specified factors between images.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.registry = Registry()
+    app.include_router(inference.router)
+    app.include_router(models.router)
+    app.include_router(ops.router)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(QueueFullError)
+    async def on_queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
+        metrics.rejected.inc("queue_full")
+        return JSONResponse({"detail": f"the inference queue is full ({exc}); retry after the time in Retry-After"},
+                            status_code=503, headers={"Retry-After": str(settings.retry_after_s)})
+
+    app.add_middleware(LimitsMiddleware, max_body_bytes=settings.max_body_bytes,
+                       max_concurrency=settings.max_concurrency, retry_after_s=settings.retry_after_s, metrics=metrics)
+    app.add_middleware(AccessMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,69 @@
+"""Dependencies as Annotated aliases: the registry, the chosen model, the settings, API keys."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request
+
+from service.runtime import LoadedModel, Registry
+from service.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def key_is_valid(given: str, keys: list[str]) -> bool:
+    """Constant-time comparison against every configured key (no early exit that would leak which)."""
+    given_bytes = given.encode()
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(given_bytes, key.encode())
+    return matched
+
+
+def require_api_key(request: Request, settings: SettingsDep) -> None:
+    """With keys configured, accept ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
+    if not settings.api_keys:
+        return
+    given = request.headers.get("x-api-key", "")
+    auth = request.headers.get("authorization", "")
+    if not given and auth.lower().startswith("bearer "):
+        given = auth[7:].strip()
+    if not given or not key_is_valid(given, settings.api_keys):
+        raise HTTPException(
+            401,
+            "missing or wrong API key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def get_model(
+    registry: RegistryDep,
+    settings: SettingsDep,
+    model: Annotated[str | None, Query(description="model name (default: the configured default model)",
+                                       max_length=64)] = None,
+) -> LoadedModel:
+    if not registry.ready:
+        raise HTTPException(503, "models are still loading; retry shortly", headers={"Retry-After": "1"})
+    name = model or settings.default_model
+    found = registry.models.get(name)
+    if found is None:
+        known = ", ".join(registry.names()) or "none"
+        raise HTTPException(404, f"unknown model {name!r}; known models: {known}")
+    return found
+
+
+ModelDep = Annotated[LoadedModel, Depends(get_model)]

@@ -1,0 +1,87 @@
+"""Uploaded bytes -> model input, and model output -> PNG, with every check a hostile upload needs.
+
+The pixel count is read from the header and checked *before* any pixel is
+decoded, so a tiny file declaring 50000x50000 pixels costs nothing. Only the
+allow-listed formats are opened. The conversion itself is the manifest's
+preprocessing rule (modelrepo.preprocess), the same one training data uses.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from modelrepo import PreprocessError, Preprocessing, to_model_input
+
+ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF"})
+PNG_COMPRESS_LEVEL = 1  # fast: these images are small, and latency matters more than bytes
+
+
+class ImageError(ValueError):
+    """An upload that cannot be used; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
+    """Open ``data`` lazily, check format and size from the header, then decode the first frame."""
+    if not data:
+        raise ImageError(f"{label}: the file is empty", 400)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=None)
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        if isinstance(exc, UnidentifiedImageError):
+            raise ImageError(f"{label}: not an image we can read (send PNG, JPEG, WebP, BMP or GIF)", 400) from exc
+        raise ImageError(f"{label}: image too large (over {max_pixels} pixels)", 413) from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"{label}: corrupt image header ({exc})", 400) from exc
+    if image.format not in ALLOWED_FORMATS:
+        raise ImageError(f"{label}: {image.format} images are not accepted; send PNG, JPEG, WebP, BMP or GIF", 415)
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ImageError(f"{label}: the image has no pixels", 400)
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels}; "
+            "downscale it first", 413
+        )
+    try:
+        image.seek(0)
+        image.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageError(f"{label}: truncated or corrupt image data ({exc})", 400) from exc
+    return image
+
+
+def to_input(data: bytes, rule: Preprocessing, max_pixels: int, label: str) -> np.ndarray:
+    """Bytes of one upload -> float32 [C, H, W] by the model's preprocessing rule."""
+    image = open_checked(data, max_pixels, label)
+    try:
+        return to_model_input(image, rule)
+    except (PreprocessError, OSError, ValueError) as exc:
+        raise ImageError(f"{label}: cannot convert the image ({exc})", 400) from exc
+
+
+def to_png(image: np.ndarray, size: int | None = None) -> bytes:
+    """float [C, H, W] in [0, 1] -> PNG bytes, upscaled (nearest neighbour, crisp) so the long side is ``size``."""
+    arr = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    pil = Image.fromarray(arr[0], "L") if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0), "RGB")
+    if size is not None and size != max(pil.size):
+        scale = size / max(pil.size)
+        pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))),
+                         Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    pil.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return out.getvalue()
+
+
+def to_base64_png(image: np.ndarray, size: int | None = None) -> str:
+    return base64.b64encode(to_png(image, size)).decode("ascii")

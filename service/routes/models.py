@@ -1,0 +1,26 @@
+"""/models and /models/{name}: what the repository serves."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from service.deps import RegistryDep, SettingsDep, require_api_key
+from service.routes.inference import ERRORS
+from service.schemas import ModelInfo, ModelList
+
+router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(require_api_key)])
+
+
+@router.get("", response_model=ModelList, responses={401: ERRORS[401]})
+async def list_models(registry: RegistryDep, settings: SettingsDep) -> ModelList:
+    """Every model serving, with its manifest's facts and the execution provider in use."""
+    infos = [ModelInfo(**registry.models[name].describe()) for name in registry.names()]
+    return ModelList(default_model=settings.default_model, models=infos, refused=registry.refused)
+
+
+@router.get("/{name}", response_model=ModelInfo, responses={401: ERRORS[401], 404: ERRORS[404]})
+async def get_model_info(name: str, registry: RegistryDep) -> ModelInfo:
+    model = registry.models.get(name)
+    if model is None:
+        raise HTTPException(404, f"unknown model {name!r}; known models: {', '.join(registry.names()) or 'none'}")
+    return ModelInfo(**model.describe())

@@ -1,0 +1,177 @@
+"""ONNX Runtime sessions for every model in the repository, and the batchers in front of them.
+
+A model folder that fails any check (manifest, hash, session creation,
+warm-up) is refused alone with a log line saying why; the others serve.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from modelrepo import Manifest, ManifestError, load_manifest, verify_files
+from modelrepo.manifest import DECODER_FILE, ENCODER_FILE
+from service.batching import DynamicBatcher
+from service.metrics import Metrics
+from service.settings import Settings
+
+log = logging.getLogger("service.runtime")
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class StartupError(RuntimeError):
+    """The service cannot start as configured (e.g. device=cuda without a usable CUDA provider)."""
+
+
+def choose_providers(device: str) -> list[str]:
+    """Providers to ask ONNX Runtime for, from the ``device`` setting."""
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return [CPU]
+    if device == "cuda":
+        if CUDA not in available:
+            raise StartupError(
+                f"device=cuda but this onnxruntime offers only {available}; install onnxruntime-gpu "
+                "(and not onnxruntime beside it) or set TWOCODE_DEVICE=cpu"
+            )
+        return [CUDA, CPU]
+    return [CUDA, CPU] if CUDA in available else [CPU]
+
+
+def _session(path: Path, providers: list[str], settings: Settings) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.intra_op_threads
+    options.inter_op_num_threads = settings.inter_op_threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=providers)
+
+
+@dataclass
+class LoadedModel:
+    """One served model: its manifest, two sessions and their batchers."""
+
+    name: str
+    folder: Path
+    manifest: Manifest
+    encoder: ort.InferenceSession
+    decoder: ort.InferenceSession
+    provider: str
+    batchers: dict[str, DynamicBatcher] = field(default_factory=dict)
+
+    def run_encoder(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = ["z1", "z2", "z1_logvar", "z2_logvar"]
+        outputs = self.encoder.run(names, {"image": inputs["image"]})
+        return dict(zip(names, (np.asarray(o) for o in outputs), strict=True))
+
+    def run_decoder(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        (image,) = self.decoder.run(["image"], {"z1": inputs["z1"], "z2": inputs["z2"]})
+        return {"image": np.asarray(image)}
+
+    async def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        return await self.batchers["encoder"].submit({"image": images})
+
+    async def decode(self, z1: np.ndarray, z2: np.ndarray) -> np.ndarray:
+        return (await self.batchers["decoder"].submit({"z1": z1, "z2": z2}))["image"]
+
+    def warm_up(self) -> None:
+        """Run both networks once at batch sizes 1 and 2, and check the outputs' shapes and range."""
+        shape = self.manifest.image
+        for n in (1, 2):
+            image = np.random.default_rng(n).random((n, shape.channels, shape.height, shape.width), dtype=np.float32)
+            codes = self.run_encoder({"image": image})
+            if codes["z1"].shape != (n, self.manifest.z1_dim) or codes["z2"].shape != (n, self.manifest.z2_dim):
+                raise ManifestError(
+                    f"{self.folder}: encoder gives z1 {codes['z1'].shape}, z2 {codes['z2'].shape}; the manifest "
+                    f"says {self.manifest.z1_dim}, {self.manifest.z2_dim}"
+                )
+            out = self.run_decoder(codes)["image"]
+            if out.shape != image.shape or not np.isfinite(out).all():
+                raise ManifestError(f"{self.folder}: decoder gives {out.shape}, expected {image.shape}")
+
+    def describe(self) -> dict[str, Any]:
+        m = self.manifest
+        return {
+            "name": m.name,
+            "version": m.version,
+            "description": m.description,
+            "specified_factors": m.specified_factors,
+            "input_shape": [m.image.channels, m.image.height, m.image.width],
+            "z1_dim": m.z1_dim,
+            "z2_dim": m.z2_dim,
+            "preprocessing": m.preprocessing.model_dump(mode="json"),
+            "training_data": m.training_data,
+            "evaluation": m.evaluation,
+            "provider": self.provider,
+        }
+
+
+def load_model(folder: Path, settings: Settings, providers: list[str]) -> LoadedModel:
+    """Check and open one model folder; raises ManifestError (or an ORT error) when it must be refused."""
+    manifest = load_manifest(folder)
+    if manifest.name != folder.name:
+        raise ManifestError(f"{folder}: manifest names the model {manifest.name!r}; the folder must have that name")
+    verify_files(folder, manifest)
+    encoder = _session(folder / ENCODER_FILE, providers, settings)
+    decoder = _session(folder / DECODER_FILE, providers, settings)
+    provider = encoder.get_providers()[0]
+    if settings.device == "cuda" and provider != CUDA:
+        raise StartupError(f"{folder}: device=cuda but ONNX Runtime fell back to {provider} (is a GPU visible?)")
+    model = LoadedModel(manifest.name, folder, manifest, encoder, decoder, provider)
+    model.warm_up()
+    return model
+
+
+@dataclass
+class Registry:
+    """All models the service knows: those serving, and those refused with the reason."""
+
+    models: dict[str, LoadedModel] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+    ready: bool = False
+
+    def names(self) -> list[str]:
+        return sorted(self.models)
+
+
+def discover(repository: Path) -> list[Path]:
+    """Model folders: sub-folders of the repository holding a manifest, hidden ones skipped."""
+    if not repository.is_dir():
+        raise StartupError(f"model repository {repository} does not exist; set TWOCODE_MODEL_REPOSITORY")
+    return sorted(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def load_repository(settings: Settings, metrics: Metrics) -> Registry:
+    """Load every model folder; refuse the broken ones alone."""
+    providers = choose_providers(settings.device)
+    registry = Registry()
+    for folder in discover(settings.model_repository):
+        try:
+            model = load_model(folder, settings, providers)
+        except (StartupError, ManifestError, OSError, ValueError, RuntimeError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
+            registry.refused[folder.name] = str(exc)
+            log.error("model %s refused: %s", folder.name, exc)
+            continue
+        registry.models[model.name] = model
+        metrics.model_info.set(model.name, model.manifest.version, model.provider, value=1)
+        log.info("model %s v%s loaded on %s", model.name, model.manifest.version, model.provider)
+    metrics.models_loaded.set(value=len(registry.models))
+    return registry
+
+
+def attach_batchers(registry: Registry, settings: Settings, metrics: Metrics) -> None:
+    """Create and start one batcher per network of each model (needs the running event loop)."""
+    for model in registry.models.values():
+        for network, run in (("encoder", model.run_encoder), ("decoder", model.run_decoder)):
+            batcher = DynamicBatcher(
+                run, model=model.name, network=network, max_batch=settings.max_batch_size,
+                max_delay_s=settings.max_queue_delay_ms / 1000.0, max_queue=settings.max_queue_size, metrics=metrics,
+            )
+            batcher.start()
+            model.batchers[network] = batcher

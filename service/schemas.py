@@ -1,0 +1,68 @@
+"""Request and response bodies, named by role."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+CodeRows = list[list[FiniteFloat]] | list[FiniteFloat]
+
+
+class ErrorResponse(BaseModel):
+    """Every error: what is wrong and what to do about it."""
+
+    detail: str
+
+
+class DecodeRequest(BaseModel):
+    """Codes to decode: equal numbers of rows; a flat vector is one row."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"z1": [[0.0] * 4], "z2": [[0.0] * 4]}]})
+
+    z1: CodeRows = Field(description="complementary codes, [rows][z1_dim]")
+    z2: CodeRows = Field(description="specified codes, [rows][z2_dim]")
+
+
+class EncodeResponse(BaseModel):
+    model: str
+    z1: list[list[float]]
+    z2: list[list[float]]
+    z1_samples: list[list[float]] | None = Field(None, description="with sample=true: z1 ~ q(z1|x)")
+    z2_samples: list[list[float]] | None = Field(None, description="with sample=true: z2 ~ q(z2|x)")
+
+
+class ImagesResponse(BaseModel):
+    model: str
+    images: list[str] = Field(description="base64-encoded PNG images, in request order")
+
+
+class SwapResponse(ImagesResponse):
+    z1: list[list[float]] = Field(description="z1 of each z1_image (the codes used)")
+    z2: list[list[float]] = Field(description="z2 of each z2_image (the codes used)")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    description: str
+    specified_factors: list[str]
+    input_shape: list[int]
+    z1_dim: int
+    z2_dim: int
+    preprocessing: dict[str, Any]
+    training_data: dict[str, Any]
+    evaluation: dict[str, Any]
+    provider: str
+
+
+class ModelList(BaseModel):
+    default_model: str
+    models: list[ModelInfo]
+    refused: dict[str, str] = Field(default_factory=dict, description="model folders not served, and why")
+
+
+class Health(BaseModel):
+    status: str
+    models: list[str] = Field(default_factory=list)

@@ -1,0 +1,61 @@
+"""Service settings: environment variables with the TWOCODE_ prefix (and an optional .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "TWOCODE_"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Limits exist so that no request can take the process down."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+
+    # Where and what to serve
+    model_repository: Path = Path("models")
+    default_model: str = "colormnist-digit"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per session (0 = ORT's default)")
+    inter_op_threads: int = Field(1, ge=0)
+
+    # Dynamic batching
+    max_batch_size: int = Field(64, ge=1, le=4096)
+    max_queue_delay_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    max_queue_size: int = Field(1024, ge=1, description="rows waiting per network before 503")
+
+    # Limits
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_image_pixels: int = Field(16_777_216, ge=1, description="width * height, checked before decoding")
+    max_images_per_request: int = Field(256, ge=1)
+    max_concurrency: int = Field(64, ge=1, description="inference requests in flight before 503")
+    max_output_size: int = Field(1024, ge=1, description="bound of the `size` query parameter")
+    retry_after_s: int = Field(1, ge=1)
+
+    # Access and logs
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = False
+
+    # Process
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        """TWOCODE_API_KEYS="key1,key2": a comma-separated list; blanks are dropped."""
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

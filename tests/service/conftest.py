@@ -1,0 +1,73 @@
+"""Tiny models exported by the tests themselves, in a throwaway model repository."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
+from modelrepo.manifest import FileEntry
+from service.app import create_app
+from service.settings import Settings
+from trainer.export import export_onnx
+from trainer.networks import NetworkConfig, TwoCodeVAE
+
+
+def export_tiny(folder: Path, name: str, z1: int, z2: int, seed: int) -> Path:
+    torch.manual_seed(seed)
+    target = folder / name
+    target.mkdir(parents=True)
+    model = TwoCodeVAE(NetworkConfig(channels=3, image_size=32, z1_dim=z1, z2_dim=z2, width=4, hidden=16))
+    export_onnx(model, target)
+    Manifest(
+        name=name, version="1", description="tiny test model", specified_factors=["digit"],
+        image=ImageShape(channels=3, height=32, width=32), z1_dim=z1, z2_dim=z2,
+        preprocessing=Preprocessing(channels=3, height=32, width=32),
+        files={f: FileEntry(sha256=file_sha256(target / f), bytes=(target / f).stat().st_size)
+               for f in ("encoder.onnx", "decoder.onnx")},
+    ).save(target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def model_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("exported")
+    export_tiny(root, "tiny-a", z1=4, z2=3, seed=0)
+    export_tiny(root, "tiny-b", z1=2, z2=5, seed=1)
+    return root
+
+
+@pytest.fixture
+def repo(model_source: Path, tmp_path: Path) -> Path:
+    """A fresh copy per test, so a test may break a model without touching the others."""
+    target = tmp_path / "models"
+    shutil.copytree(model_source, target)
+    return target
+
+
+def wait_ready(client: TestClient, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            return
+        time.sleep(0.02)
+    raise AssertionError("service did not become ready")
+
+
+def make_client(repo: Path, **overrides: object) -> TestClient:
+    settings = Settings(model_repository=repo, default_model="tiny-a", device="cpu", max_queue_delay_ms=5.0,
+                        **overrides)  # type: ignore[arg-type]
+    return TestClient(create_app(settings))
+
+
+@pytest.fixture
+def client(repo: Path) -> Iterator[TestClient]:
+    with make_client(repo) as c:
+        wait_ready(c)
+        yield c
