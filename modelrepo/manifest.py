@@ -46,6 +46,25 @@ class FileEntry(BaseModel):
     bytes: int = Field(ge=0)
 
 
+class LatentDirections(BaseModel):
+    """Principal directions of one code over training images: the axes people can move along."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mean: list[float]
+    directions: list[list[float]] = Field(description="unit vectors, largest variance first")
+    std: list[float] = Field(description="standard deviation of the codes along each direction")
+
+
+class Example(BaseModel):
+    """A sample image shipped in the model folder, with its known factors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(pattern=r"^examples/[A-Za-z0-9._-]+\.png$")
+    factors: dict[str, Any] = Field(default_factory=dict)
+
+
 class Manifest(BaseModel):
     """Everything a client or the service needs to know about one model."""
 
@@ -64,6 +83,8 @@ class Manifest(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     evaluation: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, FileEntry]
+    latent_directions: dict[str, LatentDirections] = Field(default_factory=dict)
+    examples: list[Example] = Field(default_factory=list)
     created: str = ""
 
     def save(self, folder: Path) -> Path:

@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Two-code VAE: controllable image synthesis",
         version="0.1.0",
         description="Encode images into a complementary code z1 and a specified code z2, decode codes into "
-                    "images, and swap specified factors between images.",
+        "images, and swap specified factors between images.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -97,10 +97,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(QueueFullError)
     async def on_queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
         metrics.rejected.inc("queue_full")
-        return JSONResponse({"detail": f"the inference queue is full ({exc}); retry after the time in Retry-After"},
-                            status_code=503, headers={"Retry-After": str(settings.retry_after_s)})
+        return JSONResponse(
+            {"detail": f"the inference queue is full ({exc}); retry after the time in Retry-After"},
+            status_code=503,
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
 
-    app.add_middleware(LimitsMiddleware, max_body_bytes=settings.max_body_bytes,
-                       max_concurrency=settings.max_concurrency, retry_after_s=settings.retry_after_s, metrics=metrics)
+    app.add_middleware(
+        LimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_concurrency=settings.max_concurrency,
+        retry_after_s=settings.retry_after_s,
+        metrics=metrics,
+    )
     app.add_middleware(AccessMiddleware, metrics=metrics)
     return app

@@ -41,8 +41,17 @@ class _Job:
 class DynamicBatcher:
     """Coalesces row blocks for one ONNX Runtime session."""
 
-    def __init__(self, run: RunFn, *, model: str, network: str, max_batch: int, max_delay_s: float,
-                 max_queue: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        run: RunFn,
+        *,
+        model: str,
+        network: str,
+        max_batch: int,
+        max_delay_s: float,
+        max_queue: int,
+        metrics: Metrics,
+    ) -> None:
         self._run, self.model, self.network = run, model, network
         self.max_batch, self.max_delay_s, self.max_queue = max_batch, max_delay_s, max_queue
         self._metrics = metrics
@@ -55,7 +64,9 @@ class DynamicBatcher:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name=f"batcher-{self.model}-{self.network}")
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"batcher-{self.model}-{self.network}"
+            )
 
     async def stop(self) -> None:
         if self._task is not None:

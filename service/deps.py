@@ -53,8 +53,9 @@ def require_api_key(request: Request, settings: SettingsDep) -> None:
 def get_model(
     registry: RegistryDep,
     settings: SettingsDep,
-    model: Annotated[str | None, Query(description="model name (default: the configured default model)",
-                                       max_length=64)] = None,
+    model: Annotated[
+        str | None, Query(description="model name (default: the configured default model)", max_length=64)
+    ] = None,
 ) -> LoadedModel:
     if not registry.ready:
         raise HTTPException(503, "models are still loading; retry shortly", headers={"Retry-After": "1"})

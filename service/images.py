@@ -50,8 +50,8 @@ def open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
         raise ImageError(f"{label}: the image has no pixels", 400)
     if width * height > max_pixels:
         raise ImageError(
-            f"{label}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels}; "
-            "downscale it first", 413
+            f"{label}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels}; downscale it first",
+            413,
         )
     try:
         image.seek(0)
@@ -76,8 +76,9 @@ def to_png(image: np.ndarray, size: int | None = None) -> bytes:
     pil = Image.fromarray(arr[0], "L") if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0), "RGB")
     if size is not None and size != max(pil.size):
         scale = size / max(pil.size)
-        pil = pil.resize((max(1, round(pil.width * scale)), max(1, round(pil.height * scale))),
-                         Image.Resampling.NEAREST)
+        pil = pil.resize(
+            (max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.NEAREST
+        )
     out = io.BytesIO()
     pil.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return out.getvalue()

@@ -79,8 +79,9 @@ class Gauge(Counter):
 class Histogram(_Metric):
     kind = "histogram"
 
-    def __init__(self, name: str, help_text: str, label_names: Sequence[str] = (),
-                 buckets: Iterable[float] = LATENCY_BUCKETS) -> None:
+    def __init__(
+        self, name: str, help_text: str, label_names: Sequence[str] = (), buckets: Iterable[float] = LATENCY_BUCKETS
+    ) -> None:
         super().__init__(name, help_text, label_names)
         self.buckets = tuple(sorted(buckets))
         self._counts: dict[LabelValues, list[int]] = {}
@@ -119,24 +120,36 @@ class Metrics:
     """Every metric the service exposes."""
 
     def __init__(self) -> None:
-        self.requests = Counter("twocode_requests_total", "HTTP requests by route, method and status",
-                                ("route", "method", "status"))
+        self.requests = Counter(
+            "twocode_requests_total", "HTTP requests by route, method and status", ("route", "method", "status")
+        )
         self.latency = Histogram("twocode_request_duration_seconds", "HTTP request latency", ("route",))
-        self.batch_size = Histogram("twocode_batch_size", "rows per ONNX Runtime run", ("model", "network"),
-                                    BATCH_BUCKETS)
-        self.queue_time = Histogram("twocode_queue_seconds", "time rows waited before their batch ran",
-                                    ("model", "network"))
-        self.inference_time = Histogram("twocode_inference_seconds", "ONNX Runtime run time per batch",
-                                        ("model", "network"))
-        self.rejected = Counter("twocode_rejected_total", "requests refused because a bound was reached",
-                                ("reason",))
+        self.batch_size = Histogram(
+            "twocode_batch_size", "rows per ONNX Runtime run", ("model", "network"), BATCH_BUCKETS
+        )
+        self.queue_time = Histogram(
+            "twocode_queue_seconds", "time rows waited before their batch ran", ("model", "network")
+        )
+        self.inference_time = Histogram(
+            "twocode_inference_seconds", "ONNX Runtime run time per batch", ("model", "network")
+        )
+        self.rejected = Counter("twocode_rejected_total", "requests refused because a bound was reached", ("reason",))
         self.in_flight = Gauge("twocode_requests_in_flight", "inference requests being served")
         self.models_loaded = Gauge("twocode_models_loaded", "models loaded and serving")
         self.model_info = Gauge("twocode_model_info", "loaded models (value 1)", ("model", "version", "provider"))
 
     def all(self) -> list[_Metric]:
-        return [self.requests, self.latency, self.batch_size, self.queue_time, self.inference_time,
-                self.rejected, self.in_flight, self.models_loaded, self.model_info]
+        return [
+            self.requests,
+            self.latency,
+            self.batch_size,
+            self.queue_time,
+            self.inference_time,
+            self.rejected,
+            self.in_flight,
+            self.models_loaded,
+            self.model_info,
+        ]
 
     def render(self) -> str:
         lines: list[str] = []

@@ -10,7 +10,6 @@ import json
 import logging
 import time
 import uuid
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,8 +35,9 @@ class _BodyTooLarge(Exception):
 class LimitsMiddleware:
     """413 for bodies over ``max_body_bytes``; 503 + Retry-After beyond ``max_concurrency`` inference requests."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, max_concurrency: int, retry_after_s: int,
-                 metrics: Metrics) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, max_concurrency: int, retry_after_s: int, metrics: Metrics
+    ) -> None:
         self.app, self.max_body, self.max_concurrency = app, max_body_bytes, max_concurrency
         self.retry_after, self.metrics = str(retry_after_s), metrics
         self.in_flight = 0
@@ -49,15 +49,23 @@ class LimitsMiddleware:
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             self.metrics.rejected.inc("body_too_large")
-            await send_error(send, 413, f"request body of {int(declared)} bytes is over the limit of "
-                                        f"{self.max_body} bytes; send fewer or smaller images")
+            await send_error(
+                send,
+                413,
+                f"request body of {int(declared)} bytes is over the limit of "
+                f"{self.max_body} bytes; send fewer or smaller images",
+            )
             return
         inference = scope["path"] in INFERENCE_PATHS
         if inference and self.in_flight >= self.max_concurrency:
             self.metrics.rejected.inc("concurrency")
-            await send_error(send, 503, f"the service is at its limit of {self.max_concurrency} concurrent "
-                                        "requests; retry after the time in Retry-After",
-                             {"Retry-After": self.retry_after})
+            await send_error(
+                send,
+                503,
+                f"the service is at its limit of {self.max_concurrency} concurrent "
+                "requests; retry after the time in Retry-After",
+                {"Retry-After": self.retry_after},
+            )
             return
         received = 0
         started = False
@@ -124,11 +132,17 @@ class AccessMiddleware:
             route = _route_label(scope)
             self.metrics.requests.inc(route, scope["method"], str(status))
             self.metrics.latency.observe(elapsed, route)
-            log.info("%s %s -> %d in %.1f ms", scope["method"], scope["path"], status, elapsed * 1000,
-                     extra={"request_id": request_id, "status": status, "route": route})
+            log.info(
+                "%s %s -> %d in %.1f ms",
+                scope["method"],
+                scope["path"],
+                status,
+                elapsed * 1000,
+                extra={"request_id": request_id, "status": status, "route": route},
+            )
 
 
-def _route_label(scope: dict[str, Any]) -> str:
+def _route_label(scope: Scope) -> str:
     """The route template (/models/{name}), not the raw path, so metrics stay bounded in cardinality."""
     route = scope.get("route")
     path = getattr(route, "path", None)

@@ -108,6 +108,8 @@ class LoadedModel:
             "preprocessing": m.preprocessing.model_dump(mode="json"),
             "training_data": m.training_data,
             "evaluation": m.evaluation,
+            "latent_directions": {k: v.model_dump() for k, v in m.latent_directions.items()},
+            "examples": [{"url": f"/models/{m.name}/{e.file}", "factors": e.factors} for e in m.examples],
             "provider": self.provider,
         }
 
@@ -154,7 +156,14 @@ def load_repository(settings: Settings, metrics: Metrics) -> Registry:
     for folder in discover(settings.model_repository):
         try:
             model = load_model(folder, settings, providers)
-        except (StartupError, ManifestError, OSError, ValueError, RuntimeError, ort.capi.onnxruntime_pybind11_state.Fail) as exc:
+        except (
+            StartupError,
+            ManifestError,
+            OSError,
+            ValueError,
+            RuntimeError,
+            ort.capi.onnxruntime_pybind11_state.Fail,
+        ) as exc:
             registry.refused[folder.name] = str(exc)
             log.error("model %s refused: %s", folder.name, exc)
             continue
@@ -170,8 +179,13 @@ def attach_batchers(registry: Registry, settings: Settings, metrics: Metrics) ->
     for model in registry.models.values():
         for network, run in (("encoder", model.run_encoder), ("decoder", model.run_decoder)):
             batcher = DynamicBatcher(
-                run, model=model.name, network=network, max_batch=settings.max_batch_size,
-                max_delay_s=settings.max_queue_delay_ms / 1000.0, max_queue=settings.max_queue_size, metrics=metrics,
+                run,
+                model=model.name,
+                network=network,
+                max_batch=settings.max_batch_size,
+                max_delay_s=settings.max_queue_delay_ms / 1000.0,
+                max_queue=settings.max_queue_size,
+                metrics=metrics,
             )
             batcher.start()
             model.batchers[network] = batcher

@@ -43,6 +43,17 @@ class SwapResponse(ImagesResponse):
     z2: list[list[float]] = Field(description="z2 of each z2_image (the codes used)")
 
 
+class LatentAxes(BaseModel):
+    mean: list[float]
+    directions: list[list[float]]
+    std: list[float]
+
+
+class ExampleImage(BaseModel):
+    url: str = Field(description="GET this path for the PNG")
+    factors: dict[str, Any]
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
@@ -54,6 +65,10 @@ class ModelInfo(BaseModel):
     preprocessing: dict[str, Any]
     training_data: dict[str, Any]
     evaluation: dict[str, Any]
+    latent_directions: dict[str, LatentAxes] = Field(
+        default_factory=dict, description="per code: mean, principal directions and the spread along each"
+    )
+    examples: list[ExampleImage] = Field(default_factory=list)
     provider: str
 
 

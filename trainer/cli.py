@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     clf = sub.add_parser("train-classifier", help="train the independent digit classifier used by evaluate")
     clf.add_argument("--data-dir", required=True)
     clf.add_argument("--out", default="evaluators/digit_cnn.pt")
-    clf.add_argument("--epochs", type=int, default=3)
+    clf.add_argument("--epochs", type=int, default=6)
     clf.add_argument("--seed", type=int, default=0)
     clf.set_defaults(func=cmd_train_classifier)
     return parser

@@ -28,14 +28,14 @@ class DataConfig:
 class OptimConfig:
     """How long, how fast and where to train."""
 
-    epochs: int = 10
+    epochs: int = 8
     max_steps: int = 0  # stop after this many steps in all (0 = only the epoch count stops)
     batch_size: int = 64  # pairs per step; each step sees 2 * batch_size images
     lr: float = 1e-3
     seed: int = 0  # weights and sampling noise
     device: str = "auto"  # auto (CUDA when present), cpu or cuda
     threads: int = 0  # torch intra-op threads (0 = torch's default)
-    log_every: int = 50  # steps between CSV rows
+    log_every: int = 100  # steps between CSV rows
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0 = per epoch only)
 
     def __post_init__(self) -> None:

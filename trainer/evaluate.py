@@ -43,7 +43,7 @@ def _batched_decode(decode: DecodeFn, z1: np.ndarray, z2: np.ndarray, batch: int
     return np.concatenate([decode(z1[i : i + batch], z2[i : i + batch]) for i in range(0, len(z1), batch)])
 
 
-def _rate(hits: np.ndarray) -> dict[str, float]:
+def _rate(hits: np.ndarray) -> dict[str, Any]:
     """A proportion with its 95 % Wilson interval."""
     n = max(len(hits), 1)
     p = float(np.mean(hits)) if len(hits) else 0.0

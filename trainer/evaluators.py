@@ -72,7 +72,9 @@ def train_digit_classifier(data_dir: Path, out: Path, epochs: int = 3, seed: int
     train, test = read_mnist(data_dir, "train"), read_mnist(data_dir, "test")
     x, y = _padded(train.images), torch.from_numpy(train.labels.astype(np.int64))
     model = DigitClassifier()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    steps = epochs * ((len(x) + 127) // 128)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
@@ -82,6 +84,7 @@ def train_digit_classifier(data_dir: Path, out: Path, epochs: int = 3, seed: int
             opt.zero_grad()
             loss.backward()
             opt.step()
+            schedule.step()
     model.eval()
     accuracy = classifier_accuracy(model, _padded(test.images), test.labels)
     out.parent.mkdir(parents=True, exist_ok=True)

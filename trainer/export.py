@@ -17,11 +17,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
 from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
-from modelrepo.manifest import DECODER_FILE, ENCODER_FILE, FileEntry
+from modelrepo.manifest import DECODER_FILE, ENCODER_FILE, Example, FileEntry, LatentDirections
 from trainer.config import TrainConfig
+from trainer.data.colormnist import ColorMNIST
+from trainer.data.mnist import DataError, read_mnist
 from trainer.networks import TwoCodeVAE
 
 RTOL, ATOL = 1e-3, 1e-5
@@ -137,18 +140,41 @@ def _compare(name: str, expected: np.ndarray, actual: Any) -> float:
     return float(np.max(np.abs(actual - expected))) if actual.size else 0.0
 
 
-def _real_images(config: TrainConfig, data_dir: str | None, count: int = 64) -> Tensor | None:
-    """A batch of real training images for the parity check, or None when the data is not here."""
-    from trainer.data.colormnist import ColorMNIST
-    from trainer.data.mnist import DataError, read_mnist
-
+def _test_set(config: TrainConfig, data_dir: str | None) -> ColorMNIST | None:
+    """The dataset's test split (for parity inputs, latent directions and examples), or None when absent."""
     try:
         split = read_mnist(Path(data_dir or config.data.data_dir), "test")
     except DataError:
         return None
-    ds = ColorMNIST(split, seed=config.data.data_seed, specified="digit")
-    idx = np.arange(min(count, len(ds)))
-    return ds.render(idx, ds.hues[idx])
+    return ColorMNIST(split, seed=config.data.data_seed, specified="digit")
+
+
+@torch.no_grad()
+def latent_directions(model: TwoCodeVAE, images: Tensor, k: int = 4) -> dict[str, LatentDirections]:
+    """PCA of each code's posterior means: the leading directions and the spread along them."""
+    codes = model.encode(images)
+    out = {}
+    for name, z in (("z1", codes.z1.mean), ("z2", codes.z2.mean)):
+        mean = z.mean(dim=0)
+        _, s, vh = torch.linalg.svd(z - mean, full_matrices=False)
+        keep = min(k, vh.shape[0])
+        std = s[:keep] / max(len(z) - 1, 1) ** 0.5
+        out[name] = LatentDirections(mean=mean.tolist(), directions=vh[:keep].tolist(), std=std.tolist())
+    return out
+
+
+def write_examples(folder: Path, data: ColorMNIST, count: int = 8) -> list[Example]:
+    """Save the first test image of digits 0..count-1 as PNGs in ``folder/examples``."""
+    (folder / "examples").mkdir()
+    examples = []
+    for digit in range(min(count, 10)):
+        index = int(np.flatnonzero(data.labels == digit)[0])
+        image = data.render(np.array([index]), data.hues[[index]])[0]
+        arr = (image.numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+        name = f"examples/test-{index:05d}.png"
+        Image.fromarray(arr).save(folder / name)
+        examples.append(Example(file=name, factors={"digit": digit, "hue": round(float(data.hues[index]), 4)}))
+    return examples
 
 
 def build_manifest(
@@ -159,6 +185,7 @@ def build_manifest(
     folder: Path,
     parity: dict[str, float],
     train_state: dict[str, Any],
+    extras: dict[str, Any] | None = None,
 ) -> Manifest:
     net = config.network
     factors = [s.strip() for s in config.data.specified.split(",") if s.strip()]
@@ -189,6 +216,7 @@ def build_manifest(
         config=config.to_dict() | {"export": {"opset": OPSET, "parity_max_abs_diff": parity}},
         files=files,
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **(extras or {}),
     )
 
 
@@ -203,12 +231,21 @@ def export_run(
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_dir))
     try:
         export_onnx(model, staging)
-        parity = check_parity(model, staging, _real_images(config, data_dir))
-        manifest = build_manifest(config, name, version, description, staging, parity, saved["state"])
+        test = _test_set(config, data_dir)
+        extras: dict[str, Any] = {}
+        real = None
+        if test is not None and config.network.image_size == 32 and config.network.channels == 3:
+            picked = np.arange(min(5000, len(test)))
+            images = test.render(picked, test.hues[picked])
+            real = images[:64]
+            extras = {"latent_directions": latent_directions(model, images), "examples": write_examples(staging, test)}
+        parity = check_parity(model, staging, real)
+        manifest = build_manifest(config, name, version, description, staging, parity, saved["state"], extras)
         target = models_dir / name
         if target.exists():
             shutil.rmtree(target)
         manifest.save(staging)
+        staging.chmod(0o755)  # mkdtemp makes it private; served images run as another user
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

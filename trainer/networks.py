@@ -27,9 +27,9 @@ class NetworkConfig:
     image_size: int = 32  # square input side; a power of two, at least 8
     z1_dim: int = 16  # complementary code
     z2_dim: int = 16  # specified code
-    width: int = 32  # channels of the first conv layer; doubled at each downsampling
+    width: int = 16  # channels of the first conv layer; doubled at each downsampling
     max_width: int = 256  # cap on conv channels, so 64x64 and larger stay small
-    hidden: int = 256  # fully connected layer between the trunk and the heads
+    hidden: int = 128  # fully connected layer between the trunk and the heads
     norm: bool = True  # GroupNorm after each conv: per-image, so train and eval still agree
 
     def __post_init__(self) -> None:

@@ -29,12 +29,12 @@ class ObjectiveConfig:
     likelihood: Likelihood = "bernoulli"  # -log p(x|z): BCE, or MSE / (2 sigma^2)
     gaussian_sigma: float = 0.1  # pixel noise scale of the Gaussian likelihood
     l_self: float = 1.0  # self-reconstruction x <- (z1(x), z2(x))
-    l_swap: float = 1.0  # swap reconstruction x <- (z1(x), z2(x+))
+    l_swap: float = 2.0  # swap reconstruction x <- (z1(x), z2(x+)): outweighs self-rec, so z2 drops what x+ lacks
     b1: float = 20.0  # KL weight on z1: a tight bottleneck so z1 drops what z2 provides
-    b2: float = 0.01  # KL weight on z2: cheap, so the shared factor settles there
-    b1_start: float = -1.0  # b1 and b2 move linearly from their start values (-1: no schedule)
-    b2_start: float = -1.0  # to b1 and b2 over kl_schedule_steps, so z1 learns before it is squeezed
-    kl_schedule_steps: int = 0
+    b2: float = 0.1  # KL weight on z2: cheap, so the shared factor settles there
+    b1_start: float = 1.0  # b1 and b2 move linearly from their start values (-1: no schedule)
+    b2_start: float = 1.0  # to b1 and b2 over kl_schedule_steps, so z1 learns before it is squeezed
+    kl_schedule_steps: int = 2800  # three epochs of Color MNIST at batch 64
     l_mi1: float = 1.0  # MI bound on z1 in synthesis: ||mu1(G(z1, z2)) - z1||^2
     l_mi2: float = 1.0  # MI bound on z2 in synthesis: ||mu2(G(z1, z2)) - z2||^2
     mi_start_step: int = 0  # MI terms are off before this step

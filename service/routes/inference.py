@@ -43,8 +43,13 @@ def _image_or_json(model_class: type, description: str) -> dict[int | str, dict[
     }
 
 
-SizeQuery = Annotated[int | None, Query(ge=1, description="upscale the output so its long side is this many pixels "
-                                                           "(at most the configured max_output_size)")]
+SizeQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        description="upscale the output so its long side is this many pixels (at most the configured max_output_size)",
+    ),
+]
 
 
 def _check_size(size: int | None, settings: Settings) -> None:
@@ -58,15 +63,20 @@ def _wants_json(request: Request) -> bool:
 
 async def _read_images(files: list[UploadFile], field: str, model: LoadedModel, settings: Settings) -> np.ndarray:
     if len(files) > settings.max_images_per_request:
-        raise HTTPException(413, f"{len(files)} files in {field!r}; at most {settings.max_images_per_request} "
-                                 "per request")
+        raise HTTPException(
+            413, f"{len(files)} files in {field!r}; at most {settings.max_images_per_request} per request"
+        )
     payloads = [await f.read() for f in files]
     labels = [f"{field}[{i}] ({f.filename or 'unnamed'})" for i, f in enumerate(files)]
 
     def convert() -> np.ndarray:
         rule = model.manifest.preprocessing
-        return np.stack([to_input(data, rule, settings.max_image_pixels, label)
-                         for data, label in zip(payloads, labels, strict=True)])
+        return np.stack(
+            [
+                to_input(data, rule, settings.max_image_pixels, label)
+                for data, label in zip(payloads, labels, strict=True)
+            ]
+        )
 
     try:
         return await run_in_threadpool(convert)
@@ -78,20 +88,24 @@ def _rows(values: list[list[float]] | list[float], name: str, dim: int) -> np.nd
     if not values:
         raise HTTPException(422, f"{name} is empty; send at least one row of {dim} numbers")
     rows = [values] if not isinstance(values[0], list) else values
-    if any(len(r) != dim for r in rows):  # type: ignore[arg-type]
-        sizes = sorted({len(r) for r in rows})  # type: ignore[arg-type]
+    if any(len(r) != dim for r in rows):
+        sizes = sorted({len(r) for r in rows})
         raise HTTPException(422, f"{name} rows must have {dim} numbers for this model; got {sizes}")
     return np.asarray(rows, dtype=np.float32)
 
 
-async def _png_or_json(images: np.ndarray, model: LoadedModel, request: Request, size: int | None,
-                       extra: dict[str, Any] | None = None) -> Response:
+async def _png_or_json(
+    images: np.ndarray, model: LoadedModel, request: Request, size: int | None, extra: dict[str, Any] | None = None
+) -> Response:
     if len(images) == 1 and not _wants_json(request):
         png = await run_in_threadpool(to_png, images[0], size)
         return Response(png, media_type="image/png")
     encoded = await run_in_threadpool(lambda: [to_base64_png(img, size) for img in images])
-    body: ImagesResponse = (SwapResponse(model=model.name, images=encoded, **extra) if extra
-                            else ImagesResponse(model=model.name, images=encoded))
+    body: ImagesResponse = (
+        SwapResponse(model=model.name, images=encoded, **extra)
+        if extra
+        else ImagesResponse(model=model.name, images=encoded)
+    )
     return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
 
 
@@ -114,10 +128,15 @@ async def encode(
     return response
 
 
-@router.post("/decode", responses=_image_or_json(ImagesResponse, "one image as PNG, or JSON for several"),
-             response_class=Response, summary="codes -> images")
-async def decode(model: ModelDep, settings: SettingsDep, request: Request, body: DecodeRequest,
-                 size: SizeQuery = None) -> Response:
+@router.post(
+    "/decode",
+    responses=_image_or_json(ImagesResponse, "one image as PNG, or JSON for several"),
+    response_class=Response,
+    summary="codes -> images",
+)
+async def decode(
+    model: ModelDep, settings: SettingsDep, request: Request, body: DecodeRequest, size: SizeQuery = None
+) -> Response:
     """G(z1, z2) for each row. One row gives image/png unless JSON is asked for with Accept."""
     _check_size(size, settings)
     z1 = _rows(body.z1, "z1", model.manifest.z1_dim)
@@ -130,8 +149,12 @@ async def decode(model: ModelDep, settings: SettingsDep, request: Request, body:
     return await _png_or_json(images, model, request, size)
 
 
-@router.post("/swap", responses=_image_or_json(SwapResponse, "the swap as PNG, or JSON for several pairs"),
-             response_class=Response, summary="G(z1(z1_image), z2(z2_image))")
+@router.post(
+    "/swap",
+    responses=_image_or_json(SwapResponse, "the swap as PNG, or JSON for several pairs"),
+    response_class=Response,
+    summary="G(z1(z1_image), z2(z2_image))",
+)
 async def swap(
     model: ModelDep,
     settings: SettingsDep,
@@ -143,8 +166,11 @@ async def swap(
     """Redraw each z1_image with the specified factors of the z2_image at the same position."""
     _check_size(size, settings)
     if len(z1_image) != len(z2_image):
-        raise HTTPException(422, f"{len(z1_image)} z1_image files and {len(z2_image)} z2_image files; "
-                                 "send equal numbers (pairs are matched by position)")
+        raise HTTPException(
+            422,
+            f"{len(z1_image)} z1_image files and {len(z2_image)} z2_image files; "
+            "send equal numbers (pairs are matched by position)",
+        )
     a = await _read_images(z1_image, "z1_image", model, settings)
     b = await _read_images(z2_image, "z2_image", model, settings)
     codes = await model.encode(np.concatenate([a, b]))  # one batch for both sides

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import FileResponse
 
 from service.deps import RegistryDep, SettingsDep, require_api_key
 from service.routes.inference import ERRORS
@@ -24,3 +25,24 @@ async def get_model_info(name: str, registry: RegistryDep) -> ModelInfo:
     if model is None:
         raise HTTPException(404, f"unknown model {name!r}; known models: {', '.join(registry.names()) or 'none'}")
     return ModelInfo(**model.describe())
+
+
+@router.get(
+    "/{name}/examples/{file_name}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}},
+        401: ERRORS[401],
+        404: ERRORS[404],
+    },
+)
+async def get_example(name: str, file_name: str, registry: RegistryDep) -> FileResponse:
+    """A sample image shipped with the model (listed in its manifest)."""
+    model = registry.models.get(name)
+    if model is None:
+        raise HTTPException(404, f"unknown model {name!r}; known models: {', '.join(registry.names()) or 'none'}")
+    listed = {e.file for e in model.manifest.examples}
+    relative = f"examples/{file_name}"
+    if relative not in listed:  # only listed files: no path tricks reach the disk
+        raise HTTPException(404, f"model {name!r} has no example {file_name!r}")
+    return FileResponse(model.folder / relative, media_type="image/png")

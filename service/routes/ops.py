@@ -26,8 +26,12 @@ async def readyz(registry: RegistryDep) -> JSONResponse:
     return JSONResponse(Health(status="ready", models=registry.names()).model_dump())
 
 
-@router.get("/metrics", response_class=PlainTextResponse, dependencies=[Depends(require_api_key)],
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(require_api_key)],
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 async def metrics(request: Request) -> PlainTextResponse:
     """Prometheus text format."""
     registry: Metrics = request.app.state.metrics

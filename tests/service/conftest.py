@@ -26,11 +26,18 @@ def export_tiny(folder: Path, name: str, z1: int, z2: int, seed: int) -> Path:
     model = TwoCodeVAE(NetworkConfig(channels=3, image_size=32, z1_dim=z1, z2_dim=z2, width=4, hidden=16))
     export_onnx(model, target)
     Manifest(
-        name=name, version="1", description="tiny test model", specified_factors=["digit"],
-        image=ImageShape(channels=3, height=32, width=32), z1_dim=z1, z2_dim=z2,
+        name=name,
+        version="1",
+        description="tiny test model",
+        specified_factors=["digit"],
+        image=ImageShape(channels=3, height=32, width=32),
+        z1_dim=z1,
+        z2_dim=z2,
         preprocessing=Preprocessing(channels=3, height=32, width=32),
-        files={f: FileEntry(sha256=file_sha256(target / f), bytes=(target / f).stat().st_size)
-               for f in ("encoder.onnx", "decoder.onnx")},
+        files={
+            f: FileEntry(sha256=file_sha256(target / f), bytes=(target / f).stat().st_size)
+            for f in ("encoder.onnx", "decoder.onnx")
+        },
     ).save(target)
     return target
 
@@ -61,8 +68,9 @@ def wait_ready(client: TestClient, timeout_s: float = 60.0) -> None:
 
 
 def make_client(repo: Path, **overrides: object) -> TestClient:
-    settings = Settings(model_repository=repo, default_model="tiny-a", device="cpu", max_queue_delay_ms=5.0,
-                        **overrides)  # type: ignore[arg-type]
+    settings = Settings(
+        model_repository=repo, default_model="tiny-a", device="cpu", max_queue_delay_ms=5.0, **overrides
+    )  # type: ignore[arg-type]
     return TestClient(create_app(settings))
 
 

@@ -14,17 +14,22 @@ from tests.service.conftest import make_client, wait_ready
 from tests.service.images import encode_as, png_bytes
 
 
-def _one(field: str, data: bytes, ctype: str = "image/png", name: str = "x.png") -> list[tuple[str, tuple[str, bytes, str]]]:
+def _one(
+    field: str, data: bytes, ctype: str = "image/png", name: str = "x.png"
+) -> list[tuple[str, tuple[str, bytes, str]]]:
     return [(field, (name, data, ctype))]
 
 
 def bomb_png(width: int = 50000, height: int = 50000) -> bytes:
     """A valid PNG header declaring a huge image, with a few hundred bytes of data."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 300)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 300)) + chunk(b"IEND", b"")
+    )
 
 
 def test_unknown_model_is_404_listing_known_ones(client: TestClient) -> None:
@@ -93,7 +98,7 @@ def test_unequal_row_counts_are_422(client: TestClient) -> None:
 
 def test_nan_and_infinity_are_422(client: TestClient) -> None:
     for bad in ("NaN", "Infinity"):
-        body = '{"z1": [[0, 0, 0, %s]], "z2": [[0, 0, 0]]}' % bad
+        body = '{"z1": [[0, 0, 0, ' + bad + ']], "z2": [[0, 0, 0]]}'
         r = client.post("/decode", content=body, headers={"content-type": "application/json"})
         assert r.status_code == 422, r.text
         assert "z1" in r.json()["detail"]

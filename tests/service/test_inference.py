@@ -14,8 +14,10 @@ from tests.service.images import png_bytes
 
 
 def _ort(repo: Path, name: str = "tiny-a") -> tuple[ort.InferenceSession, ort.InferenceSession]:
-    return (ort.InferenceSession(str(repo / name / "encoder.onnx")),
-            ort.InferenceSession(str(repo / name / "decoder.onnx")))
+    return (
+        ort.InferenceSession(str(repo / name / "encoder.onnx")),
+        ort.InferenceSession(str(repo / name / "decoder.onnx")),
+    )
 
 
 def _as_input(data: bytes) -> np.ndarray:
@@ -78,8 +80,9 @@ def test_encode_then_decode_reproduces_the_reconstruction(client: TestClient, re
 
 
 def test_decode_flat_vector_is_one_row_and_json_on_request(client: TestClient) -> None:
-    r = client.post("/decode", json={"z1": [0.1, 0.2, 0.3, 0.4], "z2": [0, 0, 1]},
-                    headers={"Accept": "application/json"})
+    r = client.post(
+        "/decode", json={"z1": [0.1, 0.2, 0.3, 0.4], "z2": [0, 0, 1]}, headers={"Accept": "application/json"}
+    )
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     image = Image.open(io.BytesIO(base64.b64decode(r.json()["images"][0])))
     assert image.size == (32, 32) and image.mode == "RGB"

@@ -113,17 +113,18 @@ def test_openapi_describes_the_image_responses(client: TestClient) -> None:
 
 @pytest.mark.anyio
 async def test_concurrent_requests_are_coalesced_into_fewer_runs(repo: Path) -> None:
-    settings = Settings(model_repository=repo, default_model="tiny-a", device="cpu",
-                        max_queue_delay_ms=200.0, max_batch_size=64)
+    settings = Settings(
+        model_repository=repo, default_model="tiny-a", device="cpu", max_queue_delay_ms=200.0, max_batch_size=64
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await app.state.loading
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             n = 16
-            results = await asyncio.gather(*(
-                http.post("/decode", json={"z1": [float(i)] * 4, "z2": [0.0] * 3}) for i in range(n)
-            ))
+            results = await asyncio.gather(
+                *(http.post("/decode", json={"z1": [float(i)] * 4, "z2": [0.0] * 3}) for i in range(n))
+            )
             assert all(r.status_code == 200 for r in results)
             assert len({r.content for r in results}) > 1  # each request got its own row back
             batcher = app.state.registry.models["tiny-a"].batchers["decoder"]
@@ -136,16 +137,22 @@ async def test_concurrent_requests_are_coalesced_into_fewer_runs(repo: Path) -> 
 
 @pytest.mark.anyio
 async def test_full_queue_answers_503_with_retry_after(repo: Path) -> None:
-    settings = Settings(model_repository=repo, default_model="tiny-a", device="cpu",
-                        max_queue_delay_ms=300.0, max_batch_size=64, max_queue_size=4)
+    settings = Settings(
+        model_repository=repo,
+        default_model="tiny-a",
+        device="cpu",
+        max_queue_delay_ms=300.0,
+        max_batch_size=64,
+        max_queue_size=4,
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await app.state.loading
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            results = await asyncio.gather(*(
-                http.post("/decode", json={"z1": [0.0] * 4, "z2": [0.0] * 3}) for _ in range(8)
-            ))
+            results = await asyncio.gather(
+                *(http.post("/decode", json={"z1": [0.0] * 4, "z2": [0.0] * 3}) for _ in range(8))
+            )
             codes = sorted(r.status_code for r in results)
             assert codes.count(200) == 4 and codes.count(503) == 4
             refused = next(r for r in results if r.status_code == 503)
@@ -154,16 +161,17 @@ async def test_full_queue_answers_503_with_retry_after(repo: Path) -> None:
 
 @pytest.mark.anyio
 async def test_over_the_concurrency_bound_answers_503(repo: Path) -> None:
-    settings = Settings(model_repository=repo, default_model="tiny-a", device="cpu",
-                        max_queue_delay_ms=300.0, max_concurrency=2)
+    settings = Settings(
+        model_repository=repo, default_model="tiny-a", device="cpu", max_queue_delay_ms=300.0, max_concurrency=2
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await app.state.loading
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            results = await asyncio.gather(*(
-                http.post("/decode", json={"z1": [0.0] * 4, "z2": [0.0] * 3}) for _ in range(5)
-            ))
+            results = await asyncio.gather(
+                *(http.post("/decode", json={"z1": [0.0] * 4, "z2": [0.0] * 3}) for _ in range(5))
+            )
             codes = [r.status_code for r in results]
             assert codes.count(200) == 2 and codes.count(503) == 3
             assert all(r.headers.get("retry-after") == "1" for r in results if r.status_code == 503)

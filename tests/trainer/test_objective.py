@@ -10,6 +10,7 @@ from trainer.objective import (
     LossTerms,
     ObjectiveConfig,
     beta_schedule,
+    kl_weights,
     mi_bound_loss,
     objective,
     reconstruction_nll,
@@ -50,7 +51,7 @@ def test_every_term_is_finite_and_named() -> None:
 
 def test_total_is_the_weighted_sum_of_terms() -> None:
     model, x, p = _batch()
-    cfg = ObjectiveConfig(l_self=0.5, l_swap=2.0, b1=3.0, b2=0.25, l_mi1=1.5, l_mi2=0.5)
+    cfg = ObjectiveConfig(l_self=0.5, l_swap=2.0, b1=3.0, b2=0.25, l_mi1=1.5, l_mi2=0.5, b1_start=-1, b2_start=-1)
     t = objective(model, x, p, cfg, step=10, generator=torch.Generator().manual_seed(1)).as_floats()
     expected = 0.5 * t["rec"] + 2.0 * t["swap"] + 3.0 * t["kl1"] + 0.25 * t["kl2"] + 1.5 * t["mi1"] + 0.5 * t["mi2"]
     assert t["total"] == pytest.approx(expected, rel=1e-5)
@@ -116,6 +117,13 @@ def test_beta_schedule_moves_linearly_from_start_to_final() -> None:
     assert beta_schedule(1.0, 21.0, 100, 500) == 21.0
     assert beta_schedule(-1.0, 20.0, 100, 0) == 20.0  # no start value: no schedule
     assert beta_schedule(1.0, 20.0, 0, 0) == 20.0
+
+
+def test_kl_weights_follow_the_default_schedule() -> None:
+    cfg = ObjectiveConfig()
+    assert kl_weights(cfg, 0) == (1.0, 1.0)
+    assert kl_weights(cfg, cfg.kl_schedule_steps) == (cfg.b1, cfg.b2)
+    assert kl_weights(ObjectiveConfig(b1_start=-1, b2_start=-1), 0) == (cfg.b1, cfg.b2)
 
 
 def test_negative_weight_is_rejected() -> None:
