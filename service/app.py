@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import logs
 from service.batching import QueueFullError
 from service.metrics import Metrics
 from service.middleware import AccessMiddleware, LimitsMiddleware
-from service.routes import inference, models, ops
+from service.routes import inference, models, ops, page
 from service.runtime import Registry, StartupError, attach_batchers, choose_providers, discover, load_repository
 from service.settings import Settings, get_settings
 
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inference.router)
     app.include_router(models.router)
     app.include_router(ops.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:

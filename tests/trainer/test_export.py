@@ -25,8 +25,10 @@ def exported(tiny_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 def test_export_writes_self_contained_files_and_manifest(exported: tuple[Path, Path]) -> None:
     _, folder = exported
-    assert sorted(p.name for p in folder.iterdir()) == ["decoder.onnx", "encoder.onnx", "manifest.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["decoder.onnx", "encoder.onnx", "examples", "manifest.json"]
     manifest = load_manifest(folder)
+    assert [e.factors["digit"] for e in manifest.examples] == list(range(8))
+    assert all((folder / e.file).is_file() for e in manifest.examples)
     assert manifest.name == "tiny" and manifest.specified_factors == ["digit"]
     assert (manifest.z1_dim, manifest.z2_dim) == (4, 3)
     assert manifest.image.channels == 3 and manifest.image.height == 32
@@ -85,3 +87,14 @@ def test_manifest_with_unknown_field_is_refused(exported: tuple[Path, Path], tmp
     tmp_path.joinpath("manifest.json").write_text(json.dumps(raw))
     with pytest.raises(ManifestError, match="invalid manifest"):
         load_manifest(tmp_path)
+
+
+def test_latent_directions_are_unit_principal_axes(exported: tuple[Path, Path]) -> None:
+    _, folder = exported
+    axes = load_manifest(folder).latent_directions
+    assert set(axes) == {"z1", "z2"}
+    d = np.asarray(axes["z1"].directions)
+    assert d.shape == (4, 4)
+    np.testing.assert_allclose(d @ d.T, np.eye(4), atol=1e-4)  # orthonormal
+    std = axes["z1"].std
+    assert std == sorted(std, reverse=True) and len(axes["z2"].directions) == 3

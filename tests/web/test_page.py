@@ -1,0 +1,121 @@
+"""The web page in a real headless Chromium (Debian's package) driven by Playwright.
+
+Where no Chromium is installed these tests are skipped with a message saying
+so; `.ci/run` installs it from the OS packages before `make test`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.serving import ROOT, serve
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium): "
+                                                          "browser tests of the web page NOT run")
+DOCS = ROOT / "docs"
+MODELS = ROOT / "models"
+ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with serve(MODELS, "colormnist-digit") as running:
+        yield running.url
+
+
+def _open(browser: Any, url: str, width: int = 1100, height: int = 900) -> Any:
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url)
+    page.wait_for_function("document.querySelectorAll('#examples img[src^=\"blob:\"]').length >= 2")
+    return page
+
+
+def _swap_two_examples(page: Any) -> str:
+    examples = page.locator("#examples img")
+    examples.nth(0).click()
+    page.wait_for_function("!document.getElementById('img-z1').hidden")
+    examples.nth(3).click()
+    page.wait_for_function("document.getElementById('img-swap').src.startsWith('data:image/png')")
+    return str(page.get_attribute("#img-swap", "src"))
+
+
+def test_page_loads_models_and_swaps_two_examples(browser: Any, server: str) -> None:
+    page = _open(browser, server)
+    options = page.locator("#model option").all_inner_texts()
+    assert any("colormnist-digit" in o for o in options) and any("colormnist-colour" in o for o in options)
+    _swap_two_examples(page)
+    assert page.locator("#error").is_hidden()
+    page.screenshot(path=str(DOCS / "page-swap.png"), full_page=True)
+    page.close()
+
+
+def test_moving_a_slider_redraws_the_image(browser: Any, server: str) -> None:
+    page = _open(browser, server)
+    before = _swap_two_examples(page)
+    page.wait_for_function("!document.getElementById('sliders').hidden")
+    page.eval_on_selector("#sliders-z1 input[type=range]",
+                          "el => { el.value = '2.5'; el.dispatchEvent(new Event('input')); }")
+    page.wait_for_function(f"document.getElementById('img-swap').src !== {before!r}")
+    assert page.get_attribute("#img-swap", "src") != before
+    page.close()
+
+
+def test_a_bad_file_shows_the_api_error(browser: Any, server: str, tmp_path: Path) -> None:
+    page = _open(browser, server)
+    _swap_two_examples(page)
+    bad = tmp_path / "not-an-image.png"
+    bad.write_text("this is text, not a PNG")
+    page.set_input_files("#slot-z1 input[type=file]", str(bad))
+    page.wait_for_function("!document.getElementById('error').hidden")
+    assert "not an image" in page.inner_text("#error")
+    page.close()
+
+
+def test_grid_of_examples(browser: Any, server: str) -> None:
+    page = _open(browser, server)
+    page.click("#tab-grid")
+    page.click("#grid-examples")
+    page.wait_for_function("document.querySelectorAll('#grid img').length >= 16")
+    n = len(page.locator("#examples img").all())
+    assert page.locator("#grid img").count() == (n + 1) * (n + 1) - 1
+    page.screenshot(path=str(DOCS / "page-grid.png"), full_page=True)
+    page.close()
+
+
+def test_phone_width_has_no_horizontal_scroll(browser: Any, server: str) -> None:
+    page = _open(browser, server, width=390, height=844)
+    _swap_two_examples(page)
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 390
+    page.screenshot(path=str(DOCS / "page-phone.png"), full_page=True)
+    page.close()
+
+
+def test_works_with_an_api_key(browser: Any) -> None:
+    with serve(MODELS, "colormnist-digit", api_keys="letmein") as running:
+        page = browser.new_page()
+        page.goto(running.url)
+        page.wait_for_function("!document.getElementById('error').hidden")
+        assert "API key" in page.inner_text("#error")
+        page.fill("#api-key", "letmein")
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_function("document.querySelectorAll('#examples img[src^=\"blob:\"]').length >= 2")
+        assert page.locator("#error").is_hidden()
+        _swap_two_examples(page)
+        page.close()
