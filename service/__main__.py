@@ -6,26 +6,31 @@ import sys
 
 import uvicorn
 
+from service.app import create_app
+from service.lifecycle import DrainingServer
 from service.runtime import StartupError
 from service.settings import get_settings
 
 
 def main() -> int:
     settings = get_settings()
+    common = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "timeout_graceful_shutdown": int(settings.drain_timeout_s) + 5,
+    }
     try:
-        uvicorn.run(
-            "service.app:create_app",
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=settings.workers,
-            log_level=settings.log_level,
-            timeout_graceful_shutdown=10,
-        )
+        if settings.workers > 1:  # uvicorn's own supervisor; each worker drains the uvicorn way
+            uvicorn.run("service.app:create_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
+            return 0
+        app = create_app(settings)
+        server = DrainingServer(uvicorn.Config(app, **common), app.state.lifecycle, settings.drain_timeout_s)  # type: ignore[arg-type]
+        server.run()
     except StartupError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    return 0
+    return 0 if server.started else 3
 
 
 if __name__ == "__main__":

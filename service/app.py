@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import logs
 from service.batching import QueueFullError
+from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 from service.middleware import AccessMiddleware, LimitsMiddleware
-from service.routes import inference, models, ops, page
+from service.routes import admin, inference, models, ops, page
 from service.runtime import Registry, StartupError, attach_batchers, choose_providers, discover, load_repository
 from service.settings import Settings, get_settings
 
@@ -48,15 +51,34 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     loading = asyncio.create_task(_load(app))
     app.state.loading = loading
+    app.state.reload_lock = asyncio.Lock()
+    _reload_on_sighup(app)
     try:
         yield
     finally:
         app.state.registry.ready = False
         if not loading.done():
             loading.cancel()
+        for task in app.state.registry.retiring:
+            task.cancel()
         for model in app.state.registry.models.values():
             for batcher in model.batchers.values():
                 await batcher.stop()
+
+
+def _reload_on_sighup(app: FastAPI) -> None:
+    """`kill -HUP PID` reloads the model repository (where the loop can own signals: the main thread)."""
+    loop = asyncio.get_running_loop()
+
+    def schedule() -> None:
+        task = loop.create_task(admin.reload_models(app))
+        app.state.registry.retiring.add(task)
+        task.add_done_callback(app.state.registry.retiring.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, schedule)
+    except (RuntimeError, ValueError, NotImplementedError):  # not the main thread (tests), or no SIGHUP
+        log.debug("SIGHUP reload not available here")
 
 
 def _validation_detail(exc: RequestValidationError) -> str:
@@ -81,11 +103,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.lifecycle = lifecycle = Lifecycle()
     app.state.registry = Registry()
+    app.state.reload_lock = asyncio.Lock()
     app.include_router(inference.router)
     app.include_router(models.router)
     app.include_router(ops.router)
     app.include_router(page.router)
+    app.include_router(admin.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
 
     @app.exception_handler(RequestValidationError)
@@ -96,6 +121,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Log the traceback; answer without one (no stack traces or paths leave the process)."""
+        request_id = request.scope.get("state", {}).get("request_id", "-")
+        log.exception("unhandled error", extra={"request_id": request_id})
+        return JSONResponse(
+            {"detail": f"internal error; quote request id {request_id} to the operator"}, status_code=500
+        )
 
     @app.exception_handler(QueueFullError)
     async def on_queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
@@ -112,6 +146,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_concurrency=settings.max_concurrency,
         retry_after_s=settings.retry_after_s,
         metrics=metrics,
+        lifecycle=lifecycle,
     )
+    if settings.cors_origins:  # closed unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"],
+        )
     app.add_middleware(AccessMiddleware, metrics=metrics)
     return app

@@ -60,6 +60,8 @@ class DynamicBatcher:
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{model}-{network}")
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
+        self.busy = False
         self.runs = 0
 
     def start(self) -> None:
@@ -69,6 +71,7 @@ class DynamicBatcher:
             )
 
     async def stop(self) -> None:
+        self._stopped = True
         if self._task is not None:
             self._task.cancel()
             try:
@@ -88,6 +91,8 @@ class DynamicBatcher:
 
     async def submit(self, inputs: Arrays) -> Arrays:
         """Run ``inputs`` (equal first dimensions) through the network, batched with other requests."""
+        if self._stopped:
+            raise QueueFullError(f"{self.model} was just replaced or is shutting down")
         rows = next(iter(inputs.values())).shape[0]
         if rows == 0:
             raise ValueError("no rows to run")
@@ -148,6 +153,7 @@ class DynamicBatcher:
             self._metrics.queue_time.observe(started - job.enqueued, self.model, self.network)
         inputs = {k: np.concatenate([j.inputs[k] for j in batch]) for k in batch[0].inputs}
         rows = sum(j.rows for j in batch)
+        self.busy = True
         try:
             outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
         except Exception as exc:  # an ORT failure must reach every waiting request, not kill the loop
@@ -155,6 +161,8 @@ class DynamicBatcher:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
+        finally:
+            self.busy = False
         self.runs += 1
         self._metrics.batch_size.observe(rows, self.model, self.network)
         self._metrics.inference_time.observe(time.perf_counter() - started, self.model, self.network)

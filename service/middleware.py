@@ -13,6 +13,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 
 log = logging.getLogger("service.access")
@@ -36,10 +37,16 @@ class LimitsMiddleware:
     """413 for bodies over ``max_body_bytes``; 503 + Retry-After beyond ``max_concurrency`` inference requests."""
 
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, max_concurrency: int, retry_after_s: int, metrics: Metrics
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        max_concurrency: int,
+        retry_after_s: int,
+        metrics: Metrics,
+        lifecycle: Lifecycle,
     ) -> None:
         self.app, self.max_body, self.max_concurrency = app, max_body_bytes, max_concurrency
-        self.retry_after, self.metrics = str(retry_after_s), metrics
+        self.retry_after, self.metrics, self.lifecycle = str(retry_after_s), metrics, lifecycle
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -57,6 +64,12 @@ class LimitsMiddleware:
             )
             return
         inference = scope["path"] in INFERENCE_PATHS
+        if inference and self.lifecycle.draining:
+            self.metrics.rejected.inc("draining")
+            await send_error(
+                send, 503, "the service is shutting down; retry on another instance", {"Retry-After": self.retry_after}
+            )
+            return
         if inference and self.in_flight >= self.max_concurrency:
             self.metrics.rejected.inc("concurrency")
             await send_error(
@@ -85,6 +98,7 @@ class LimitsMiddleware:
                 started = True
             await send(message)
 
+        self.lifecycle.enter()
         if inference:
             self.in_flight += 1
             self.metrics.in_flight.set(value=self.in_flight)
@@ -95,6 +109,7 @@ class LimitsMiddleware:
             if not started:
                 await send_error(send, 413, f"request body is over the limit of {self.max_body} bytes")
         finally:
+            self.lifecycle.leave()
             if inference:
                 self.in_flight -= 1
                 self.metrics.in_flight.set(value=self.in_flight)

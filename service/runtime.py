@@ -6,7 +6,9 @@ warm-up) is refused alone with a log line saying why; the others serve.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,7 @@ class Registry:
     models: dict[str, LoadedModel] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
     ready: bool = False
+    retiring: set[asyncio.Task[None]] = field(default_factory=set)
 
     def names(self) -> list[str]:
         return sorted(self.models)
@@ -149,43 +152,113 @@ def discover(repository: Path) -> list[Path]:
     return sorted(p for p in repository.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
 
 
+LOAD_ERRORS = (StartupError, ManifestError, OSError, ValueError, RuntimeError, ort.capi.onnxruntime_pybind11_state.Fail)
+
+
+def try_load(folder: Path, settings: Settings, providers: list[str]) -> LoadedModel | str:
+    """The loaded model, or the reason it is refused (logged)."""
+    try:
+        model = load_model(folder, settings, providers)
+    except LOAD_ERRORS as exc:
+        log.error("model %s refused: %s", folder.name, exc)
+        return str(exc)
+    log.info("model %s v%s loaded on %s", model.name, model.manifest.version, model.provider)
+    return model
+
+
 def load_repository(settings: Settings, metrics: Metrics) -> Registry:
     """Load every model folder; refuse the broken ones alone."""
     providers = choose_providers(settings.device)
     registry = Registry()
     for folder in discover(settings.model_repository):
-        try:
-            model = load_model(folder, settings, providers)
-        except (
-            StartupError,
-            ManifestError,
-            OSError,
-            ValueError,
-            RuntimeError,
-            ort.capi.onnxruntime_pybind11_state.Fail,
-        ) as exc:
-            registry.refused[folder.name] = str(exc)
-            log.error("model %s refused: %s", folder.name, exc)
-            continue
-        registry.models[model.name] = model
-        metrics.model_info.set(model.name, model.manifest.version, model.provider, value=1)
-        log.info("model %s v%s loaded on %s", model.name, model.manifest.version, model.provider)
-    metrics.models_loaded.set(value=len(registry.models))
+        result = try_load(folder, settings, providers)
+        if isinstance(result, str):
+            registry.refused[folder.name] = result
+        else:
+            registry.models[result.name] = result
+    _update_gauges(registry, metrics)
     return registry
 
 
-def attach_batchers(registry: Registry, settings: Settings, metrics: Metrics) -> None:
-    """Create and start one batcher per network of each model (needs the running event loop)."""
+def _update_gauges(registry: Registry, metrics: Metrics) -> None:
+    metrics.models_loaded.set(value=len(registry.models))
     for model in registry.models.values():
-        for network, run in (("encoder", model.run_encoder), ("decoder", model.run_decoder)):
-            batcher = DynamicBatcher(
-                run,
-                model=model.name,
-                network=network,
-                max_batch=settings.max_batch_size,
-                max_delay_s=settings.max_queue_delay_ms / 1000.0,
-                max_queue=settings.max_queue_size,
-                metrics=metrics,
-            )
-            batcher.start()
-            model.batchers[network] = batcher
+        metrics.model_info.set(model.name, model.manifest.version, model.provider, value=1)
+
+
+def start_batchers(model: LoadedModel, settings: Settings, metrics: Metrics) -> None:
+    """Create and start one batcher per network of the model (needs the running event loop)."""
+    for network, run in (("encoder", model.run_encoder), ("decoder", model.run_decoder)):
+        batcher = DynamicBatcher(
+            run,
+            model=model.name,
+            network=network,
+            max_batch=settings.max_batch_size,
+            max_delay_s=settings.max_queue_delay_ms / 1000.0,
+            max_queue=settings.max_queue_size,
+            metrics=metrics,
+        )
+        batcher.start()
+        model.batchers[network] = batcher
+
+
+def attach_batchers(registry: Registry, settings: Settings, metrics: Metrics) -> None:
+    for model in registry.models.values():
+        start_batchers(model, settings, metrics)
+
+
+def _unchanged(current: LoadedModel, folder: Path) -> bool:
+    """Same version and same ONNX hashes as the one serving (a manifest we cannot read counts as changed)."""
+    try:
+        manifest = load_manifest(folder)
+    except ManifestError:
+        return False
+    return manifest.version == current.manifest.version and manifest.files == current.manifest.files
+
+
+async def retire(model: LoadedModel, quiet_s: float = 2.0) -> None:
+    """Stop a replaced model's batchers once nothing has been queued on them for ``quiet_s``."""
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < quiet_s:
+        if any(b.queued_rows or b.busy for b in model.batchers.values()):
+            quiet_since = time.monotonic()
+        await asyncio.sleep(0.05)
+    for batcher in model.batchers.values():
+        await batcher.stop()
+
+
+async def reload_repository(registry: Registry, settings: Settings, metrics: Metrics) -> dict[str, Any]:
+    """Pick up new, changed and removed model folders without failing requests in flight.
+
+    A new version replaces the old one only once it has loaded and warmed up;
+    a broken new version is refused and the old one keeps serving.
+    """
+    providers = choose_providers(settings.device)
+    folders = {f.name: f for f in discover(settings.model_repository)}
+    report: dict[str, Any] = {"loaded": [], "unchanged": [], "refused": {}, "removed": []}
+    retiring: list[LoadedModel] = []
+    for name, folder in folders.items():
+        current = registry.models.get(name)
+        if current is not None and _unchanged(current, folder):
+            report["unchanged"].append(name)
+            continue
+        result = await asyncio.to_thread(try_load, folder, settings, providers)
+        if isinstance(result, str):
+            registry.refused[name] = result + (" (the previous version keeps serving)" if current else "")
+            report["refused"][name] = registry.refused[name]
+            continue
+        start_batchers(result, settings, metrics)
+        registry.models[result.name] = result  # one assignment: a request sees the old or the new, never neither
+        registry.refused.pop(name, None)
+        report["loaded"].append(name)
+        if current is not None:
+            retiring.append(current)
+    for name in sorted(set(registry.models) - set(folders)):
+        retiring.append(registry.models.pop(name))
+        report["removed"].append(name)
+    for old in retiring:
+        task = asyncio.create_task(retire(old))
+        registry.retiring.add(task)
+        task.add_done_callback(registry.retiring.discard)
+    _update_gauges(registry, metrics)
+    return report

@@ -46,11 +46,15 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
+    drain_timeout_s: float = Field(20.0, ge=0.0, description="on SIGTERM: wait this long for requests in flight")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins allowed to call the API from a browser (none by default)"
+    )
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
-        """TWOCODE_API_KEYS="key1,key2": a comma-separated list; blanks are dropped."""
+        """TWOCODE_API_KEYS="key1,key2" (and TWOCODE_CORS_ORIGINS): comma-separated; blanks are dropped."""
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
         return value

@@ -36,12 +36,21 @@ def free_port() -> int:
 def serve(repo: Path, default_model: str, timeout_s: float = 60.0, **settings: str) -> Iterator[Server]:
     """Start the service on a free port, wait for /readyz, and kill it afterwards whatever happens."""
     port = free_port()
-    env = os.environ | {
-        "TWOCODE_PORT": str(port), "TWOCODE_HOST": "127.0.0.1", "TWOCODE_MODEL_REPOSITORY": str(repo),
-        "TWOCODE_DEFAULT_MODEL": default_model, "TWOCODE_DEVICE": "cpu", "PYTHONPATH": str(ROOT),
-    } | {f"TWOCODE_{k.upper()}": v for k, v in settings.items()}
-    proc = subprocess.Popen([sys.executable, "-m", "service"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = (
+        os.environ
+        | {
+            "TWOCODE_PORT": str(port),
+            "TWOCODE_HOST": "127.0.0.1",
+            "TWOCODE_MODEL_REPOSITORY": str(repo),
+            "TWOCODE_DEFAULT_MODEL": default_model,
+            "TWOCODE_DEVICE": "cpu",
+            "PYTHONPATH": str(ROOT),
+        }
+        | {f"TWOCODE_{k.upper()}": v for k, v in settings.items()}
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     server = Server(f"http://127.0.0.1:{port}", proc)
     try:
         deadline = time.monotonic() + timeout_s

@@ -40,6 +40,12 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(
+            f"{path}: cannot write the checkpoint ({exc.strerror or exc}); free space or choose another --out, "
+            "then --resume: the previous checkpoint is intact"
+        ) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -19,8 +19,10 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "not ready yet"}})
-async def readyz(registry: RegistryDep) -> JSONResponse:
-    """200 once every model is loaded and warmed up; 503 before (and while shutting down)."""
+async def readyz(registry: RegistryDep, request: Request) -> JSONResponse:
+    """200 once every model is loaded and warmed up; 503 before, and from the first moment of shutdown."""
+    if request.app.state.lifecycle.draining:
+        return JSONResponse(Health(status="draining").model_dump(), status_code=503, headers={"Retry-After": "1"})
     if not registry.ready:
         return JSONResponse(Health(status="loading").model_dump(), status_code=503, headers={"Retry-After": "1"})
     return JSONResponse(Health(status="ready", models=registry.names()).model_dump())

@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.app import create_app
@@ -111,71 +115,54 @@ def test_openapi_describes_the_image_responses(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
-@pytest.mark.anyio
-async def test_concurrent_requests_are_coalesced_into_fewer_runs(repo: Path) -> None:
-    settings = Settings(
-        model_repository=repo, default_model="tiny-a", device="cpu", max_queue_delay_ms=200.0, max_batch_size=64
-    )
-    app = create_app(settings)
+@asynccontextmanager
+async def running_app(repo: Path, **settings: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with its lifespan run and models loaded, and an in-process async client."""
+    app = create_app(Settings(model_repository=repo, default_model="tiny-a", device="cpu", **settings))
     async with app.router.lifespan_context(app):
         await app.state.loading
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            n = 16
-            results = await asyncio.gather(
-                *(http.post("/decode", json={"z1": [float(i)] * 4, "z2": [0.0] * 3}) for i in range(n))
-            )
-            assert all(r.status_code == 200 for r in results)
-            assert len({r.content for r in results}) > 1  # each request got its own row back
-            batcher = app.state.registry.models["tiny-a"].batchers["decoder"]
-            assert batcher.runs < n
-            metrics = parse_metrics((await http.get("/metrics")).text)
-            runs = metrics['twocode_batch_size_count{model="tiny-a",network="decoder"}']
-            rows = metrics['twocode_batch_size_sum{model="tiny-a",network="decoder"}']
-            assert runs == batcher.runs and rows == n and rows / runs > 1
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            yield app, http
+
+
+async def _decode_concurrently(http: httpx.AsyncClient, n: int) -> list[httpx.Response]:
+    bodies = [{"z1": [float(i)] * 4, "z2": [0.0] * 3} for i in range(n)]
+    return list(await asyncio.gather(*(http.post("/decode", json=b) for b in bodies)))
+
+
+@pytest.mark.anyio
+async def test_concurrent_requests_are_coalesced_into_fewer_runs(repo: Path) -> None:
+    async with running_app(repo, max_queue_delay_ms=200.0, max_batch_size=64) as (app, http):
+        n = 16
+        results = await _decode_concurrently(http, n)
+        assert all(r.status_code == 200 for r in results)
+        assert len({r.content for r in results}) > 1  # each request got its own row back
+        batcher = app.state.registry.models["tiny-a"].batchers["decoder"]
+        assert batcher.runs < n
+        metrics = parse_metrics((await http.get("/metrics")).text)
+        runs = metrics['twocode_batch_size_count{model="tiny-a",network="decoder"}']
+        rows = metrics['twocode_batch_size_sum{model="tiny-a",network="decoder"}']
+        assert runs == batcher.runs and rows == n and rows / runs > 1
 
 
 @pytest.mark.anyio
 async def test_full_queue_answers_503_with_retry_after(repo: Path) -> None:
-    settings = Settings(
-        model_repository=repo,
-        default_model="tiny-a",
-        device="cpu",
-        max_queue_delay_ms=300.0,
-        max_batch_size=64,
-        max_queue_size=4,
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        await app.state.loading
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            results = await asyncio.gather(
-                *(http.post("/decode", json={"z1": [0.0] * 4, "z2": [0.0] * 3}) for _ in range(8))
-            )
-            codes = sorted(r.status_code for r in results)
-            assert codes.count(200) == 4 and codes.count(503) == 4
-            refused = next(r for r in results if r.status_code == 503)
-            assert refused.headers["retry-after"] == "1" and "queue is full" in refused.json()["detail"]
+    async with running_app(repo, max_queue_delay_ms=300.0, max_batch_size=64, max_queue_size=4) as (_, http):
+        results = await _decode_concurrently(http, 8)
+        codes = sorted(r.status_code for r in results)
+        assert codes.count(200) == 4 and codes.count(503) == 4
+        refused = next(r for r in results if r.status_code == 503)
+        assert refused.headers["retry-after"] == "1" and "queue is full" in refused.json()["detail"]
 
 
 @pytest.mark.anyio
 async def test_over_the_concurrency_bound_answers_503(repo: Path) -> None:
-    settings = Settings(
-        model_repository=repo, default_model="tiny-a", device="cpu", max_queue_delay_ms=300.0, max_concurrency=2
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        await app.state.loading
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            results = await asyncio.gather(
-                *(http.post("/decode", json={"z1": [0.0] * 4, "z2": [0.0] * 3}) for _ in range(5))
-            )
-            codes = [r.status_code for r in results]
-            assert codes.count(200) == 2 and codes.count(503) == 3
-            assert all(r.headers.get("retry-after") == "1" for r in results if r.status_code == 503)
-            assert (await http.get("/healthz")).status_code == 200
+    async with running_app(repo, max_queue_delay_ms=300.0, max_concurrency=2) as (_, http):
+        results = await _decode_concurrently(http, 5)
+        codes = [r.status_code for r in results]
+        assert codes.count(200) == 2 and codes.count(503) == 3
+        assert all(r.headers.get("retry-after") == "1" for r in results if r.status_code == 503)
+        assert (await http.get("/healthz")).status_code == 200
 
 
 @pytest.fixture

@@ -13,8 +13,7 @@ from tests.serving import serve
 
 def test_served_process_swaps_and_stops_cleanly_on_sigterm(repo: Path) -> None:
     with serve(repo, "tiny-a", log_json="true") as server:
-        files = [("z1_image", ("a.png", png_bytes(1), "image/png")),
-                 ("z2_image", ("b.png", png_bytes(2), "image/png"))]
+        files = [("z1_image", ("a.png", png_bytes(1), "image/png")), ("z2_image", ("b.png", png_bytes(2), "image/png"))]
         r = httpx.post(f"{server.url}/swap", files=files, timeout=10)
         assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content[:4] == b"\x89PNG"
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200

@@ -58,3 +58,13 @@ def test_swap_on_a_shipped_model_equals_onnx_runtime(shipped: TestClient, name: 
     z2 = enc.run(["z2"], {"image": to_in[1]})[0]
     (expected,) = dec.run(None, {"z1": z1, "z2": z2})
     np.testing.assert_allclose(got, expected[0], atol=1 / 255 + 1e-5)
+
+
+def test_examples_and_directions_are_served(shipped: TestClient) -> None:
+    for model in shipped.get("/models").json()["models"]:
+        assert len(model["examples"]) == 8
+        r = shipped.get(model["examples"][0]["url"])
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(r.content)).size == (32, 32)
+        axes = model["latent_directions"]
+        assert len(axes["z1"]["directions"]) == 4 and len(axes["z1"]["directions"][0]) == model["z1_dim"]

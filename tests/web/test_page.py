@@ -16,12 +16,21 @@ import pytest
 from tests.serving import ROOT, serve
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (apt-get install chromium): "
-                                                          "browser tests of the web page NOT run")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="no Chromium installed (apt-get install chromium): browser tests of the web page NOT run"
+)
 DOCS = ROOT / "docs"
 MODELS = ROOT / "models"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +79,9 @@ def test_moving_a_slider_redraws_the_image(browser: Any, server: str) -> None:
     page = _open(browser, server)
     before = _swap_two_examples(page)
     page.wait_for_function("!document.getElementById('sliders').hidden")
-    page.eval_on_selector("#sliders-z1 input[type=range]",
-                          "el => { el.value = '2.5'; el.dispatchEvent(new Event('input')); }")
+    page.eval_on_selector(
+        "#sliders-z1 input[type=range]", "el => { el.value = '2.5'; el.dispatchEvent(new Event('input')); }"
+    )
     page.wait_for_function(f"document.getElementById('img-swap').src !== {before!r}")
     assert page.get_attribute("#img-swap", "src") != before
     page.close()
