@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from service.app import create_app
 from service.lifecycle import DrainingServer
@@ -13,7 +14,12 @@ from service.settings import get_settings
 
 
 def main() -> int:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(f"TWOCODE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        sys.stderr.write(f"error: invalid settings: {problems}\n")
+        return 2
     common = {
         "host": settings.host,
         "port": settings.port,

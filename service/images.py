@@ -42,7 +42,7 @@ def open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
             raise ImageError(f"{label}: not an image we can read (send PNG, JPEG, WebP, BMP or GIF)", 400) from exc
         raise ImageError(f"{label}: image too large (over {max_pixels} pixels)", 413) from exc
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"{label}: corrupt image header ({exc})", 400) from exc
+        raise ImageError(f"{label}: truncated or corrupt image header ({exc})", 400) from exc
     if image.format not in ALLOWED_FORMATS:
         raise ImageError(f"{label}: {image.format} images are not accepted; send PNG, JPEG, WebP, BMP or GIF", 415)
     width, height = image.size

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
 
     # Dynamic batching
     max_batch_size: int = Field(64, ge=1, le=4096)
-    max_queue_delay_ms: float = Field(2.0, ge=0.0, le=1000.0)
+    max_queue_delay_ms: float = Field(2.0, ge=0.0, le=60000.0)
     max_queue_size: int = Field(1024, ge=1, description="rows waiting per network before 503")
 
     # Limits

@@ -79,6 +79,11 @@ def given_config_keys(args: argparse.Namespace) -> set[str]:
     return {k.split(".", 1)[1] for k in vars(args) if "." in k}
 
 
+def _value(config: dict[str, Any], key: str) -> Any:
+    """A field's value wherever its section is (field names are unique across sections)."""
+    return next(section[key] for section in config.values() if key in section)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from trainer import checkpoint
     from trainer.train import start_or_resume
@@ -88,11 +93,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         saved_path = out / checkpoint.CHECKPOINT_NAME
         if not saved_path.is_file():
             raise UsageError(f"{out}: nothing to resume (no {checkpoint.CHECKPOINT_NAME}); drop --resume")
-        bad = given_config_keys(args) - RESUME_OVERRIDABLE
-        if bad:
-            raise UsageError(f"cannot change {sorted(bad)} when resuming; only {sorted(RESUME_OVERRIDABLE)}")
         saved_config = checkpoint.load(saved_path)["config"]
         config = config_from_args(args, base=saved_config)
+        saved = TrainConfig.from_dict(saved_config).to_dict()
+        changed = {
+            key
+            for key in given_config_keys(args) - RESUME_OVERRIDABLE
+            if _value(config.to_dict(), key) != _value(saved, key)
+        }
+        if changed:
+            raise UsageError(f"cannot change {sorted(changed)} when resuming; only {sorted(RESUME_OVERRIDABLE)}")
     else:
         config = config_from_args(args)
         if not config.data.data_dir:

@@ -71,8 +71,9 @@ async def test_new_version_is_picked_up_without_failing_requests_in_flight(repo:
 
 
 @pytest.mark.anyio
-async def test_broken_new_version_leaves_the_old_one_serving(repo: Path) -> None:
+async def test_broken_new_version_leaves_the_old_one_serving(repo: Path, tmp_path: Path) -> None:
     async with running_app(repo) as (_, http):
+        _replace_with_new_version(repo, "tiny-a", seed=5, version="2", tmp=tmp_path)
         data = bytearray((repo / "tiny-a" / "encoder.onnx").read_bytes())
         data[-5] ^= 0xFF
         (repo / "tiny-a" / "encoder.onnx").write_bytes(bytes(data))

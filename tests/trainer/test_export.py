@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -70,9 +71,7 @@ def test_parity_check_fails_loudly_for_other_weights(exported: tuple[Path, Path]
 def test_tampered_onnx_file_fails_the_hash_check(exported: tuple[Path, Path], tmp_path: Path) -> None:
     _, folder = exported
     copy = tmp_path / "copy"
-    copy.mkdir()
-    for f in folder.iterdir():
-        copy.joinpath(f.name).write_bytes(f.read_bytes())
+    shutil.copytree(folder, copy)
     data = bytearray(copy.joinpath("decoder.onnx").read_bytes())
     data[-1] ^= 0xFF
     copy.joinpath("decoder.onnx").write_bytes(bytes(data))

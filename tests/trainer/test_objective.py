@@ -122,7 +122,7 @@ def test_beta_schedule_moves_linearly_from_start_to_final() -> None:
 def test_kl_weights_follow_the_default_schedule() -> None:
     cfg = ObjectiveConfig()
     assert kl_weights(cfg, 0) == (1.0, 1.0)
-    assert kl_weights(cfg, cfg.kl_schedule_steps) == (cfg.b1, cfg.b2)
+    assert kl_weights(cfg, cfg.kl_schedule_steps) == pytest.approx((cfg.b1, cfg.b2))
     assert kl_weights(ObjectiveConfig(b1_start=-1, b2_start=-1), 0) == (cfg.b1, cfg.b2)
 
 
