@@ -44,10 +44,11 @@ clean:
 	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Reproduce a shipped model: train (about 20 minutes on 2 CPU cores), export, evaluate into the manifest.
-# make model SPECIFIED=digit NAME=colormnist-digit    |    make model SPECIFIED=colour NAME=colormnist-colour
+# make model SPECIFIED=digit   |   make model SPECIFIED=colour FLAGS="--b1 8"
 SPECIFIED ?= digit
 NAME ?= colormnist-$(SPECIFIED)
+FLAGS ?=
 model: $(VENV)/.installed
-	$(VENV)/bin/python -m trainer train --data-dir $(MNIST) --out runs/$(NAME) --specified $(SPECIFIED) --threads 2
+	$(VENV)/bin/python -m trainer train --data-dir $(MNIST) --out runs/$(NAME) --specified $(SPECIFIED) --threads 2 $(FLAGS)
 	$(VENV)/bin/python -m trainer export runs/$(NAME) --name $(NAME)
 	$(VENV)/bin/python -m trainer evaluate models/$(NAME) --data-dir $(MNIST) --write-manifest
