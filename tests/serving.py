@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 class Server:
     url: str
     process: subprocess.Popen[bytes]
+    log: Path
 
     def output(self) -> str:
-        return self.process.stdout.read().decode() if self.process.stdout else ""
+        return self.log.read_text(errors="replace")
 
 
 def free_port() -> int:
@@ -48,10 +50,14 @@ def serve(repo: Path, default_model: str, timeout_s: float = 60.0, **settings: s
         }
         | {f"TWOCODE_{k.upper()}": v for k, v in settings.items()}
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    server = Server(f"http://127.0.0.1:{port}", proc)
+    # Output goes to a file, never a pipe: an unread pipe fills up after ~64 KB of access logs
+    # and then blocks the server's event loop on its next log line.
+    log = Path(tempfile.mkdtemp(prefix="twocode-serve-")) / "server.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    server = Server(f"http://127.0.0.1:{port}", proc, log)
     try:
         deadline = time.monotonic() + timeout_s
         while True:

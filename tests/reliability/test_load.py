@@ -49,7 +49,7 @@ async def _one(http: httpx.AsyncClient, i: int, images: list[bytes]) -> int:
 
 async def _drive(url: str, start: int, count: int, images: list[bytes]) -> list[int]:
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def bounded(i: int) -> int:
