@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import types
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -218,6 +217,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the last checkpoint is intact, continue with --resume", file=sys.stderr)
         return 130
-
-
-_ = types  # keep the import for type evaluation of union annotations under `from __future__`
