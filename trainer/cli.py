@@ -1,4 +1,4 @@
-"""``python -m trainer {train,export,evaluate,train-classifier}``.
+"""``python -m trainer {train,export,evaluate,ablate,figures,train-classifier}``.
 
 Every config field is a flag (``--b1 20``, ``--z1-dim 16``), generated from
 the dataclasses so the CLI and the config can never drift apart. Mistakes the
@@ -138,11 +138,46 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         classifier_path=Path(args.classifier),
         seed=args.seed,
         write_manifest=args.write_manifest,
+        probe_items=args.probe_items,
     )
     text = json.dumps(report, indent=2)
     if args.json_out:
         Path(args.json_out).write_text(text + "\n")
     print(text)
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from trainer.ablation import AblationConfig, run_ablation, write_report
+
+    if not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: no such folder (the MNIST IDX files)")
+    factors = tuple(f.strip() for f in args.factors.split(",") if f.strip())
+    bad = [f for f in factors if f not in ("digit", "colour")]
+    if bad or not factors:
+        raise UsageError(f"--factors takes digit and/or colour, got {args.factors!r}")
+    config = AblationConfig(
+        data_dir=Path(args.data_dir),
+        out=Path(args.out),
+        report=Path(args.report),
+        factors=factors,
+        classifier=Path(args.classifier),
+        threads=args.threads,
+    )
+    if args.quick:
+        config.steps, config.kl_schedule_steps, config.pairs, config.probe_items, config.quick = 12, 6, 200, 200, True
+    if args.steps:
+        config.steps = args.steps
+    md, js = write_report(run_ablation(config), config)
+    print(f"ablation table -> {md} and {js}")
+    return 0
+
+
+def cmd_figures(args: argparse.Namespace) -> int:
+    from trainer.figures import write_figures
+
+    for path in write_figures(Path(args.model), Path(args.data_dir), Path(args.out), args.prefix):
+        print(f"wrote {path}")
     return 0
 
 
@@ -181,8 +216,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--classifier", default="evaluators/digit_cnn.pt")
     evaluate.add_argument("--json-out", default=None)
+    evaluate.add_argument(
+        "--probe-items", type=int, default=10000, help="training images that fit the leakage probes (0: no probes)"
+    )
     evaluate.add_argument("--write-manifest", action="store_true", help="store the figures in the manifest")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    ablate = sub.add_parser("ablate", help="train and evaluate every ablation row; write a markdown and JSON table")
+    ablate.add_argument("--data-dir", required=True)
+    ablate.add_argument("--out", default="runs/ablation", help="run folders (kept; an interrupted ablation resumes)")
+    ablate.add_argument("--report", default="docs/ablation", help="writes REPORT.md and REPORT.json")
+    ablate.add_argument("--factors", default="digit,colour")
+    ablate.add_argument("--steps", type=int, default=0, help="steps per run (default 1200; --quick: 12)")
+    ablate.add_argument("--threads", type=int, default=2)
+    ablate.add_argument("--classifier", default="evaluators/digit_cnn.pt")
+    ablate.add_argument("--quick", action="store_true", help="tiny networks and a few steps: checks the machinery")
+    ablate.set_defaults(func=cmd_ablate)
+
+    figures = sub.add_parser("figures", help="swap grid, traversals, interpolations and code scatter plots as PNGs")
+    figures.add_argument("model", help="model folder (models/NAME)")
+    figures.add_argument("--data-dir", required=True)
+    figures.add_argument("--out", default="docs")
+    figures.add_argument("--prefix", default=None, help="file name prefix (default: the model's name)")
+    figures.set_defaults(func=cmd_figures)
 
     clf = sub.add_parser("train-classifier", help="train the independent digit classifier used by evaluate")
     clf.add_argument("--data-dir", required=True)

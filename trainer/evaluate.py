@@ -27,6 +27,7 @@ from trainer.evaluators import (
     load_digit_classifier,
     predict_digits,
 )
+from trainer.probes import leakage_report
 
 TEST_HUE_SEED = 20200  # colours of the test split: fixed, and different from any training seed
 HUE_TOLERANCE_DEG = 20.0
@@ -76,6 +77,7 @@ def swap_metrics(
     hue_err_a, hue_err_b = hue_error_degrees(hue_out, test.hues[a]), hue_error_degrees(hue_out, test.hues[b])
     differ = digit_a != digit_b
     far_hues = hue_error_degrees(test.hues[a], test.hues[b]) >= 60.0
+    strong = differ & far_hues  # both factors differ strongly: a swap cannot pass by coincidence
     recon = _batched_decode(decode, z1, z2)
     mse = float(np.mean((recon - images) ** 2))
     result: dict[str, Any] = {
@@ -92,11 +94,42 @@ def swap_metrics(
         result["specified_accuracy"] = _rate(digit_out == digit_b)
         result["complementary_preservation"] = _rate(hue_err_a <= HUE_TOLERANCE_DEG)
         result["complementary_hue_error_deg_median"] = round(float(np.median(hue_err_a)), 2)
+        result["strong_pairs"] = {
+            "specified_accuracy": _rate((digit_out == digit_b)[strong]),
+            "complementary_preservation": _rate((hue_err_a <= HUE_TOLERANCE_DEG)[strong]),
+        }
     else:
         result["specified_hue_error_deg_median"] = round(float(np.median(hue_err_b)), 2)
         result["specified_accuracy"] = _rate(hue_err_b <= HUE_TOLERANCE_DEG)
         result["complementary_preservation"] = _rate(digit_out == digit_a)
+        result["strong_pairs"] = {
+            "specified_accuracy": _rate((hue_err_b <= HUE_TOLERANCE_DEG)[strong]),
+            "complementary_preservation": _rate((digit_out == digit_a)[strong]),
+        }
     return result
+
+
+PROBE_TRAIN_SEED = TEST_HUE_SEED + 1  # hues of the probes' training images
+
+
+def probe_codes(encode: EncodeFn, data: ColorMNIST, count: int, seed: int) -> dict[str, np.ndarray]:
+    """Codes, digits and hues of ``count`` items of ``data`` (all of it when count covers it)."""
+    n = len(data)
+    idx = np.arange(n) if count >= n else np.sort(np.random.default_rng(seed).choice(n, size=count, replace=False))
+    z1, z2 = _batched_encode(encode, data.render(idx, data.hues[idx]).numpy())
+    return {"z1": z1, "z2": z2, "digit": data.labels[idx], "hue": data.hues[idx]}
+
+
+def leakage_probes(encode: EncodeFn, data_dir: Path, test: ColorMNIST, train_items: int, seed: int) -> dict[str, Any]:
+    """Probes trained on codes of ``train_items`` training-split images, scored on the whole test split.
+
+    The training images get their own hues (seed PROBE_TRAIN_SEED), so the probes never see a
+    test image or a test colour.
+    """
+    train = ColorMNIST(read_mnist(data_dir, "train"), seed=PROBE_TRAIN_SEED, specified="digit")
+    report = leakage_report(probe_codes(encode, train, train_items, seed), probe_codes(encode, test, len(test), seed))
+    report["split"] = f"probes fit on {train_items} MNIST training images, scored on the test split"
+    return report
 
 
 def judge_ceilings(test: ColorMNIST, classifier: DigitClassifier) -> dict[str, float]:
@@ -129,11 +162,18 @@ def onnx_codec(folder: Path) -> tuple[EncodeFn, DecodeFn]:
 
 
 def evaluate_model(
-    folder: Path, data_dir: Path, pairs: int, classifier_path: Path, seed: int, write_manifest: bool
+    folder: Path,
+    data_dir: Path,
+    pairs: int,
+    classifier_path: Path,
+    seed: int,
+    write_manifest: bool,
+    probe_items: int = 10000,
 ) -> dict[str, Any]:
     """Evaluate a model folder from its ONNX files (or a run folder from its checkpoint).
 
-    With ``write_manifest`` the figures are stored in the model's manifest.
+    ``probe_items`` training images fit the leakage probes (0 skips them). With
+    ``write_manifest`` the figures are stored in the model's manifest.
     """
     if (folder / "checkpoint.pt").is_file():
         from trainer.train import load_model
@@ -141,11 +181,13 @@ def evaluate_model(
         model, config, _ = load_model(folder)
         specified = config.data.specified
         encode, decode = torch_codec(model)
+        posterior = torch_posterior(model)
         source = "checkpoint"
     else:
         manifest = load_manifest(folder)
         specified = manifest.specified_factors[0]
         encode, decode = onnx_codec(folder)
+        posterior = onnx_posterior(folder)
         source = "onnx"
     test = ColorMNIST(read_mnist(data_dir, "test"), seed=TEST_HUE_SEED, specified="digit")
     classifier = load_digit_classifier(classifier_path)
@@ -158,6 +200,9 @@ def evaluate_model(
         "judges": judge_ceilings(test, classifier),
         "evaluated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+    report["code_information_nats"] = code_information(posterior, test)
+    if probe_items:
+        report["probes"] = leakage_probes(encode, data_dir, test, probe_items, seed)
     if write_manifest:
         if source != "onnx":
             raise ValueError("--write-manifest needs an exported model folder, not a run folder")
@@ -179,3 +224,45 @@ def torch_codec(model: torch.nn.Module) -> tuple[EncodeFn, DecodeFn]:
         return np.asarray(model.decode(torch.from_numpy(z1), torch.from_numpy(z2)).numpy())  # type: ignore[operator]
 
     return encode, decode
+
+
+PosteriorFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _kl(mean: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    return 0.5 * (mean**2 + np.exp(logvar) - 1.0 - logvar).sum(axis=1)
+
+
+def code_information(posterior: PosteriorFn, test: ColorMNIST) -> dict[str, float]:
+    """Mean KL(q(z|x) || N(0, I)) of each code on the test split: how much it can carry at all.
+
+    Probe figures mislead on a collapsed code (method.md), so reports carry this beside them.
+    """
+    kl1, kl2 = [], []
+    for start in range(0, len(test), 500):
+        idx = np.arange(start, min(start + 500, len(test)))
+        mu1, mu2, lv1, lv2 = posterior(test.render(idx, test.hues[idx]).numpy())
+        kl1.append(_kl(mu1, lv1))
+        kl2.append(_kl(mu2, lv2))
+    return {"z1": round(float(np.concatenate(kl1).mean()), 3), "z2": round(float(np.concatenate(kl2).mean()), 3)}
+
+
+def torch_posterior(model: torch.nn.Module) -> PosteriorFn:
+    @torch.no_grad()
+    def posterior(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        out = model.encode(torch.from_numpy(images))  # type: ignore[operator]
+        return out.z1.mean.numpy(), out.z2.mean.numpy(), out.z1.logvar.numpy(), out.z2.logvar.numpy()
+
+    return posterior
+
+
+def onnx_posterior(folder: Path) -> PosteriorFn:
+    import onnxruntime as ort
+
+    enc = ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"])
+
+    def posterior(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        mu1, mu2, lv1, lv2 = enc.run(["z1", "z2", "z1_logvar", "z2_logvar"], {"image": images.astype(np.float32)})
+        return mu1, mu2, lv1, lv2
+
+    return posterior

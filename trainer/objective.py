@@ -1,6 +1,7 @@
 """The objective of method.md, as pure functions of tensors plus one assembler.
 
     L = l_self * L_rec + b1 * KL1 + b2 * KL2 + l_swap * L_swap + l1 * L_mi1 + l2 * L_mi2
+        [+ l_adv * L_adv, the optional leakage adversary]
 
 Every term is computed by its own function, per image (summed over pixels or
 dimensions) and averaged over the batch, and returned by name so the training
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
+from trainer.adversary import LeakageAdversary, adversary_loss
 from trainer.networks import EncoderOutput, Gaussian, TwoCodeVAE
 
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -42,6 +44,7 @@ class ObjectiveConfig:
     mi_variance: Literal["fixed", "learned"] = "fixed"  # r(z|x~): unit variance or predicted
     mi_z2_source: Literal["batch", "prior"] = "batch"  # z2 of synthesis: a batch code, or N(0, I)
     mi_scale_free: bool = True  # divide L_mi2 per dim by the batch variance of the z2 targets
+    l_adv: float = 0.0  # optional leakage adversary on z1 (trainer/adversary.py); 0 = off
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -62,6 +65,7 @@ class LossTerms:
     kl2: Tensor
     mi1: Tensor
     mi2: Tensor
+    adv: Tensor
 
     def as_floats(self) -> dict[str, float]:
         return {f.name: float(getattr(self, f.name).detach()) for f in fields(self)}
@@ -162,11 +166,15 @@ def objective(
     config: ObjectiveConfig,
     step: int,
     generator: torch.Generator | None = None,
+    adversary: LeakageAdversary | None = None,
+    classes: Tensor | None = None,
 ) -> LossTerms:
     """All terms for a batch of pairs (x[i], partner[i]) that share the specified factor.
 
     Both halves of each pair are anchors: x is redrawn from (z1(x), z2(x)) and
-    from (z1(x), z2(partner)), and the partner symmetrically.
+    from (z1(x), z2(partner)), and the partner symmetrically. ``classes`` (the
+    specified factor's class of x then of partner) feeds the adversary, when
+    there is one and ``l_adv > 0``.
     """
     images = torch.cat([x, partner])
     codes = model.encode(images)
@@ -183,6 +191,17 @@ def objective(
     mi_on = step >= config.mi_start_step and (config.l_mi1 > 0 or config.l_mi2 > 0)
     if mi_on:
         mi1, mi2 = synthesis_mi_terms(model, codes, config, generator)
+    adv = zero
+    if config.l_adv > 0 and adversary is not None and classes is not None:
+        adv = adversary_loss(adversary, codes.z1.mean, classes)
     b1, b2 = kl_weights(config, step)
-    total = config.l_self * rec + config.l_swap * swap + b1 * kl1 + b2 * kl2 + config.l_mi1 * mi1 + config.l_mi2 * mi2
-    return LossTerms(total=total, rec=rec, swap=swap, kl1=kl1, kl2=kl2, mi1=mi1, mi2=mi2)
+    total = (
+        config.l_self * rec
+        + config.l_swap * swap
+        + b1 * kl1
+        + b2 * kl2
+        + config.l_mi1 * mi1
+        + config.l_mi2 * mi2
+        + config.l_adv * adv
+    )
+    return LossTerms(total=total, rec=rec, swap=swap, kl1=kl1, kl2=kl2, mi1=mi1, mi2=mi2, adv=adv)

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from trainer.networks import TwoCodeVAE
 
-TERMS = ("total", "rec", "swap", "kl1", "kl2", "mi1", "mi2")
+TERMS = ("total", "rec", "swap", "kl1", "kl2", "mi1", "mi2", "adv")
 
 
 def to_uint8(images: Tensor) -> np.ndarray:
@@ -58,7 +58,7 @@ def loss_curve(log_csv: Path, out_png: Path) -> None:
     if not rows:
         return
     steps = [int(r["step"]) for r in rows]
-    fig, axes = plt.subplots(2, 4, figsize=(14, 6))
+    fig, axes = plt.subplots(3, 3, figsize=(12, 9))
     for ax, term in zip(axes.flat, TERMS, strict=False):
         values = [float(r[term]) for r in rows]
         ax.plot(steps, values)

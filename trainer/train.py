@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from trainer import checkpoint
+from trainer.adversary import LeakageAdversary
 from trainer.config import TrainConfig
 from trainer.data.colormnist import ColorMNIST, Specified
 from trainer.data.mnist import DataError, read_mnist
@@ -76,7 +77,12 @@ class Trainer:
             torch.set_num_threads(config.optim.threads)
         torch.manual_seed(config.optim.seed)
         self.model = TwoCodeVAE(config.network).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.optim.lr)
+        self.adversary: LeakageAdversary | None = None
+        params = list(self.model.parameters())
+        if config.objective.l_adv > 0:
+            self.adversary = LeakageAdversary(config.network.z1_dim, dataset.factor_classes).to(self.device)
+            params += list(self.adversary.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=config.optim.lr)
         self.noise = torch.Generator(device=self.device).manual_seed(config.optim.seed)
         self.state = RunState()
         self.preview = self._preview_images()
@@ -87,6 +93,7 @@ class Trainer:
             {
                 "config": self.config.to_dict(),
                 "model": self.model.state_dict(),
+                "adversary": self.adversary.state_dict() if self.adversary else None,
                 "optimizer": self.optimizer.state_dict(),
                 "noise_rng": self.noise.get_state(),
                 "torch_rng": torch.get_rng_state(),
@@ -97,6 +104,8 @@ class Trainer:
 
     def restore(self, saved: dict[str, Any]) -> None:
         self.model.load_state_dict(saved["model"])
+        if self.adversary is not None:
+            self.adversary.load_state_dict(saved["adversary"])
         self.optimizer.load_state_dict(saved["optimizer"])
         self.noise.set_state(saved["noise_rng"])
         torch.set_rng_state(saved["torch_rng"])
@@ -140,8 +149,10 @@ class Trainer:
             loss_curve(self.out / "log.csv", self.out / "loss_curve.png")
 
     # -- the loop ----------------------------------------------------------------------------
-    def train_step(self, x: torch.Tensor, partner: torch.Tensor) -> LossTerms:
-        terms = objective(self.model, x, partner, self.config.objective, self.state.step, self.noise)
+    def train_step(self, x: torch.Tensor, partner: torch.Tensor, classes: torch.Tensor | None = None) -> LossTerms:
+        terms = objective(
+            self.model, x, partner, self.config.objective, self.state.step, self.noise, self.adversary, classes
+        )
         if not torch.isfinite(terms.total):
             raise TrainingError(
                 f"loss is not finite at step {self.state.step}: {terms.as_floats()}; lower --lr or the term weights"
@@ -172,7 +183,9 @@ class Trainer:
             window: list[dict[str, float]] = []
             tick = time.perf_counter()
             for batch in self.dataset.batches(self.state.epoch, opt.batch_size, skip=self.state.batch):
-                terms = self.train_step(batch.x.to(self.device), batch.partner.to(self.device))
+                terms = self.train_step(
+                    batch.x.to(self.device), batch.partner.to(self.device), batch.classes.to(self.device)
+                )
                 self.state.step += 1
                 self.state.batch += 1
                 window.append(terms.as_floats())

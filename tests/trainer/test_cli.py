@@ -98,4 +98,10 @@ def test_train_export_evaluate_end_to_end(tiny_mnist: Path, tmp_path: Path) -> N
     )
     assert evaluated.returncode == 0, evaluated.stderr
     assert '"specified_accuracy"' in evaluated.stdout
-    assert '"specified_accuracy"' in (models / "tiny" / "manifest.json").read_text()
+    manifest_text = (models / "tiny" / "manifest.json").read_text()
+    assert '"specified_accuracy"' in manifest_text and '"digit_from_z1"' in manifest_text
+
+    figures = run_cli("figures", str(models / "tiny"), "--data-dir", str(tiny_mnist), "--out", str(tmp_path / "docs"))
+    assert figures.returncode == 0, figures.stderr
+    names = {p.name for p in (tmp_path / "docs").iterdir()}
+    assert names == {f"{kind}-digit.png" for kind in ("swap-grid", "traversals", "interpolation", "scatter")}

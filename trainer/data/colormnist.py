@@ -26,6 +26,7 @@ from trainer.data.mnist import MnistSplit
 
 Specified = Literal["digit", "colour"]
 PAD = 2  # 28 + 2 * 2 = 32
+HUE_BINS = 10  # the colour factor's classes for the leakage adversary: bins of 36 degrees
 
 
 def hsv_to_rgb(hue: np.ndarray) -> np.ndarray:
@@ -48,10 +49,13 @@ class PairBatch:
     hue: Tensor
     partner_digit: Tensor
     partner_hue: Tensor
+    classes: Tensor  # the specified factor's class of x, then of partner ([2B]): for the adversary
 
 
 class ColorMNIST:
     """One Color MNIST split with a seeded pair sampler."""
+
+    factor_classes = 10  # classes of the specified factor: digits, or hue bins
 
     def __init__(self, split: MnistSplit, seed: int, specified: Specified) -> None:
         if specified not in ("digit", "colour"):
@@ -111,7 +115,19 @@ class ColorMNIST:
                 partner_hue[start : start + batch_size],
             )
 
+    def factor_class(self, digits: np.ndarray, hues: np.ndarray) -> np.ndarray:
+        """The specified factor as a class: the digit, or the hue's bin."""
+        if self.specified == "digit":
+            return np.asarray(digits, dtype=np.int64)
+        return np.minimum((np.asarray(hues) * HUE_BINS).astype(np.int64), HUE_BINS - 1)
+
     def batch_at(self, anchors: np.ndarray, partners: np.ndarray, partner_hues: np.ndarray) -> PairBatch:
+        classes = np.concatenate(
+            [
+                self.factor_class(self.labels[anchors], self.hues[anchors]),
+                self.factor_class(self.labels[partners], partner_hues),
+            ]
+        )
         return PairBatch(
             x=self.render(anchors, self.hues[anchors]),
             partner=self.render(partners, partner_hues),
@@ -119,6 +135,7 @@ class ColorMNIST:
             hue=torch.from_numpy(self.hues[anchors]).float(),
             partner_digit=torch.from_numpy(self.labels[partners]),
             partner_hue=torch.from_numpy(np.asarray(partner_hues)).float(),
+            classes=torch.from_numpy(classes),
         )
 
     def batches_per_epoch(self, batch_size: int) -> int:

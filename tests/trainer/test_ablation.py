@@ -1,0 +1,49 @@
+"""The ablation's machinery on tiny data: every row trains, evaluates and lands in the table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.trainer.test_cli import run_cli
+from trainer.ablation import ROWS, AblationConfig, run_config
+
+pytestmark = pytest.mark.slow
+
+
+def test_rows_differ_only_in_their_overrides(tmp_path: Path) -> None:
+    config = AblationConfig(data_dir=tmp_path)
+    full = run_config(config, "digit", ROWS[0], 0)
+    plain = run_config(config, "digit", next(r for r in ROWS if r.name == "plain"), 0)
+    assert (plain.objective.l_swap, plain.objective.l_mi1, plain.objective.l_mi2) == (0.0, 0.0, 0.0)
+    assert full.objective.l_swap > 0 and full.objective.l_mi1 > 0
+    assert plain.optim == full.optim and plain.network == full.network
+    colour = run_config(config, "colour", ROWS[0], 1)
+    assert colour.objective.b1 == 8.0 and colour.optim.seed == 1 and colour.data.specified == "colour"
+
+
+def test_quick_ablation_writes_every_row_and_resumes(tiny_mnist: Path, tmp_path: Path) -> None:
+    args = ["ablate", "--data-dir", str(tiny_mnist), "--out", str(tmp_path / "runs"), "--report"]
+    done = run_cli(*args, str(tmp_path / "report"), "--quick", "--factors", "digit,colour", "--threads", "1")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    expected = sum(len(row.seeds) for row in ROWS) * 2
+    assert len(report["records"]) == expected
+    for record in report["records"]:
+        ev = record["evaluation"]
+        assert {"specified_accuracy", "strong_pairs", "probes", "code_information_nats"} <= set(ev)
+        assert ev["probes"]["digit_from_z1"]["chance"] > 0
+    table = (tmp_path / "report.md").read_text()
+    assert table.count("| adversary |") == 2 and table.count("| full |") == 4
+    # A second call finds every run finished and evaluated: it retrains nothing.
+    stamp = (tmp_path / "runs" / "digit-full-s0" / "checkpoint.pt").stat().st_mtime
+    again = run_cli(*args, str(tmp_path / "report2"), "--quick", "--factors", "digit", "--threads", "1")
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "runs" / "digit-full-s0" / "checkpoint.pt").stat().st_mtime == stamp
+
+
+def test_ablate_rejects_an_unknown_factor(tiny_mnist: Path, tmp_path: Path) -> None:
+    bad = run_cli("ablate", "--data-dir", str(tiny_mnist), "--factors", "digit,shape", "--out", str(tmp_path))
+    assert bad.returncode == 2 and "--factors" in bad.stderr
