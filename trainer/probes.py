@@ -84,7 +84,7 @@ def _fit_linear(model: nn.Module, x: Tensor, y: Tensor, loss_fn: Any, config: Pr
         loss.backward()
         return loss
 
-    opt.step(closure)  # type: ignore[no-untyped-call]
+    opt.step(closure)
     model.eval()
     return model
 

@@ -133,5 +133,5 @@ def test_negative_weight_is_rejected() -> None:
 
 def test_loss_terms_as_floats_detaches() -> None:
     t = torch.ones((), requires_grad=True) * 2
-    terms = LossTerms(*(t for _ in range(7)))
+    terms = LossTerms(*(t for _ in range(8)))
     assert terms.as_floats()["total"] == 2.0
