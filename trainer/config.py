@@ -17,11 +17,21 @@ from trainer.objective import ObjectiveConfig
 class DataConfig:
     """Where the images come from and what the pairs share."""
 
-    dataset: Literal["colormnist"] = "colormnist"
-    data_dir: str = ""  # folder with the dataset's files (for MNIST: the four IDX files)
-    specified: str = "digit"  # the factor z2 holds: digit or colour for Color MNIST
-    data_seed: int = 0  # seeds the colours of the split
+    dataset: Literal["colormnist", "celeba", "folder"] = "colormnist"
+    data_dir: str = ""  # the dataset's folder (MNIST: the four IDX files; CelebA: the official layout)
+    # What z2 holds. colormnist: digit or colour; celeba: attribute names, comma-separated
+    # (Smiling,Eyeglasses); folder: a name for what a group shares (default "group").
+    specified: str = ""
+    groups_csv: str = ""  # folder dataset: the path,group CSV (default DIR/groups.csv, else sub-folders)
+    data_seed: int = 0  # seeds the colours (Color MNIST) and the pairing
     limit_items: int = 0  # use only the first N training items (0 = all); for tiny runs
+
+    def __post_init__(self) -> None:
+        if not self.specified:
+            defaults = {"colormnist": "digit", "folder": "group"}
+            if self.dataset not in defaults:
+                raise ValueError(f"--specified is required for {self.dataset}: the attribute names z2 must hold")
+            self.specified = defaults[self.dataset]
 
 
 @dataclass

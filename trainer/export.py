@@ -23,8 +23,7 @@ from torch import Tensor, nn
 from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
 from modelrepo.manifest import DECODER_FILE, ENCODER_FILE, Example, FileEntry, LatentDirections
 from trainer.config import TrainConfig
-from trainer.data.colormnist import ColorMNIST
-from trainer.data.mnist import DataError, read_mnist
+from trainer.data import PairDataset, heldout_pairs
 from trainer.networks import TwoCodeVAE
 
 RTOL, ATOL = 1e-3, 1e-5
@@ -140,15 +139,6 @@ def _compare(name: str, expected: np.ndarray, actual: Any) -> float:
     return float(np.max(np.abs(actual - expected))) if actual.size else 0.0
 
 
-def _test_set(config: TrainConfig, data_dir: str | None) -> ColorMNIST | None:
-    """The dataset's test split (for parity inputs, latent directions and examples), or None when absent."""
-    try:
-        split = read_mnist(Path(data_dir or config.data.data_dir), "test")
-    except DataError:
-        return None
-    return ColorMNIST(split, seed=config.data.data_seed, specified="digit")
-
-
 @torch.no_grad()
 def latent_directions(model: TwoCodeVAE, images: Tensor, k: int = 4) -> dict[str, LatentDirections]:
     """PCA of each code's posterior means: the leading directions and the spread along them."""
@@ -163,17 +153,18 @@ def latent_directions(model: TwoCodeVAE, images: Tensor, k: int = 4) -> dict[str
     return out
 
 
-def write_examples(folder: Path, data: ColorMNIST, count: int = 8) -> list[Example]:
-    """Save the first test image of digits 0..count-1 as PNGs in ``folder/examples``."""
+def write_examples(folder: Path, data: PairDataset, count: int = 8) -> list[Example]:
+    """Save held-out images as PNGs in ``folder/examples``, with their known factors."""
     (folder / "examples").mkdir()
     examples = []
-    for digit in range(min(count, 10)):
-        index = int(np.flatnonzero(data.labels == digit)[0])
-        image = data.render(np.array([index]), data.hues[[index]])[0]
-        arr = (image.numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+    for k, example in enumerate(data.examples(count)):
+        arr = (example.image.numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
+        image = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+        index = example.factors.get("index", k)
         name = f"examples/test-{index:05d}.png"
-        Image.fromarray(arr).save(folder / name)
-        examples.append(Example(file=name, factors={"digit": digit, "hue": round(float(data.hues[index]), 4)}))
+        image.save(folder / name)
+        factors = {key: v for key, v in example.factors.items() if key != "index"}
+        examples.append(Example(file=name, factors=factors))
     return examples
 
 
@@ -231,14 +222,16 @@ def export_run(
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_dir))
     try:
         export_onnx(model, staging)
-        test = _test_set(config, data_dir)
+        heldout = heldout_pairs(config, data_dir)
         extras: dict[str, Any] = {}
         real = None
-        if test is not None and config.network.image_size == 32 and config.network.channels == 3:
-            picked = np.arange(min(5000, len(test)))
-            images = test.render(picked, test.hues[picked])
+        if heldout is not None:
+            images = heldout.sample_images(5000)
             real = images[:64]
-            extras = {"latent_directions": latent_directions(model, images), "examples": write_examples(staging, test)}
+            extras = {
+                "latent_directions": latent_directions(model, images),
+                "examples": write_examples(staging, heldout),
+            }
         parity = check_parity(model, staging, real)
         manifest = build_manifest(config, name, version, description, staging, parity, saved["state"], extras)
         target = models_dir / name

@@ -16,15 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from trainer import checkpoint
 from trainer.adversary import LeakageAdversary
 from trainer.config import TrainConfig
-from trainer.data.colormnist import ColorMNIST, Specified
-from trainer.data.mnist import DataError, read_mnist
+from trainer.data import PairDataset, training_pairs
+from trainer.data.mnist import DataError
 from trainer.networks import TwoCodeVAE
 from trainer.objective import LossTerms, kl_weights, objective
 from trainer.plots import TERMS, loss_curve, swap_grid
@@ -44,16 +43,9 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_dataset(config: TrainConfig) -> ColorMNIST:
+def build_dataset(config: TrainConfig) -> PairDataset:
     """The training split of the configured dataset."""
-    data = config.data
-    if data.specified not in ("digit", "colour"):
-        raise DataError(f"--specified must be digit or colour for colormnist, got {data.specified!r}")
-    split = read_mnist(Path(data.data_dir), "train")
-    if data.limit_items:
-        split = type(split)(split.images[: data.limit_items], split.labels[: data.limit_items])
-    specified: Specified = "digit" if data.specified == "digit" else "colour"
-    return ColorMNIST(split, seed=data.data_seed, specified=specified)
+    return training_pairs(config)
 
 
 @dataclass
@@ -70,7 +62,7 @@ class RunState:
 class Trainer:
     """Owns the model, optimiser, RNG and run folder of one training run."""
 
-    def __init__(self, config: TrainConfig, out: Path, dataset: ColorMNIST) -> None:
+    def __init__(self, config: TrainConfig, out: Path, dataset: PairDataset) -> None:
         self.config, self.out, self.dataset = config, out, dataset
         self.device = pick_device(config.optim.device)
         if config.optim.threads:
@@ -132,13 +124,8 @@ class Trainer:
 
     # -- pictures ----------------------------------------------------------------------------
     def _preview_images(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Eight fixed images (distinct digits, spread hues) for the swap grid."""
-        ds = self.dataset
-        rng = np.random.default_rng(12345)
-        picks = [int(rng.choice(np.flatnonzero(ds.labels == d))) for d in range(8) if (ds.labels == d).any()]
-        hues = (np.arange(len(picks)) / max(len(picks), 1) + 0.05) % 1.0
-        z1_images = ds.render(np.array(picks), hues)
-        z2_images = ds.render(np.array(picks[::-1]), hues[::-1].copy())
+        """Eight fixed images (distinct factors where the dataset can) for the swap grid."""
+        z1_images, z2_images = self.dataset.preview(8)
         return z1_images.to(self.device), z2_images.to(self.device)
 
     def write_pictures(self) -> None:

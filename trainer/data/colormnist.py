@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from trainer.data.mnist import MnistSplit
+from trainer.data.pairs import Example, PairBatch
 
 Specified = Literal["digit", "colour"]
 PAD = 2  # 28 + 2 * 2 = 32
@@ -40,16 +41,13 @@ def hsv_to_rgb(hue: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class PairBatch:
-    """A batch of pairs: images float32 [B, 3, 32, 32] in [0, 1], and their factors."""
+class ColorPairBatch(PairBatch):
+    """A batch of pairs with both factors of each image known."""
 
-    x: Tensor
-    partner: Tensor
     digit: Tensor
     hue: Tensor
     partner_digit: Tensor
     partner_hue: Tensor
-    classes: Tensor  # the specified factor's class of x, then of partner ([2B]): for the adversary
 
 
 class ColorMNIST:
@@ -61,6 +59,7 @@ class ColorMNIST:
         if specified not in ("digit", "colour"):
             raise ValueError(f"specified must be 'digit' or 'colour', got {specified!r}")
         self.specified = specified
+        self.specified_factors: list[str] = [specified]
         self.seed = seed
         padded = np.pad(split.images, ((0, 0), (PAD, PAD), (PAD, PAD)))
         self.images = torch.from_numpy(np.ascontiguousarray(padded))
@@ -96,7 +95,7 @@ class ColorMNIST:
     def epoch_rng(self, epoch: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, 1 + epoch])
 
-    def batches(self, epoch: int, batch_size: int, skip: int = 0, drop_last: bool = True) -> Iterator[PairBatch]:
+    def batches(self, epoch: int, batch_size: int, skip: int = 0, drop_last: bool = True) -> Iterator[ColorPairBatch]:
         """Shuffled pairs of one epoch; ``skip`` batches are passed over (for resuming mid-epoch).
 
         The order and partners depend only on (seed, epoch), so a resumed run
@@ -121,14 +120,14 @@ class ColorMNIST:
             return np.asarray(digits, dtype=np.int64)
         return np.minimum((np.asarray(hues) * HUE_BINS).astype(np.int64), HUE_BINS - 1)
 
-    def batch_at(self, anchors: np.ndarray, partners: np.ndarray, partner_hues: np.ndarray) -> PairBatch:
+    def batch_at(self, anchors: np.ndarray, partners: np.ndarray, partner_hues: np.ndarray) -> ColorPairBatch:
         classes = np.concatenate(
             [
                 self.factor_class(self.labels[anchors], self.hues[anchors]),
                 self.factor_class(self.labels[partners], partner_hues),
             ]
         )
-        return PairBatch(
+        return ColorPairBatch(
             x=self.render(anchors, self.hues[anchors]),
             partner=self.render(partners, partner_hues),
             digit=torch.from_numpy(self.labels[anchors]),
@@ -140,3 +139,25 @@ class ColorMNIST:
 
     def batches_per_epoch(self, batch_size: int) -> int:
         return len(self) // batch_size
+
+    def preview(self, count: int) -> tuple[Tensor, Tensor]:
+        """Distinct digits with spread hues, and the same digits reversed with reversed hues."""
+        rng = np.random.default_rng(12345)
+        picks = [int(rng.choice(self._by_class[d])) for d in range(min(count, 10)) if len(self._by_class[d])]
+        hues = (np.arange(len(picks)) / max(len(picks), 1) + 0.05) % 1.0
+        return self.render(np.array(picks), hues), self.render(np.array(picks[::-1]), hues[::-1].copy())
+
+    def sample_images(self, count: int) -> Tensor:
+        picked = np.arange(min(count, len(self)))
+        return self.render(picked, self.hues[picked])
+
+    def examples(self, count: int) -> list[Example]:
+        """The first image of digits 0..count-1, in its own colour."""
+        out = []
+        for digit in range(min(count, 10)):
+            if not len(self._by_class[digit]):
+                continue
+            index = int(self._by_class[digit][0])
+            image = self.render(np.array([index]), self.hues[[index]])[0]
+            out.append(Example(image, {"digit": digit, "hue": round(float(self.hues[index]), 4), "index": index}))
+        return out
