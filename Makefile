@@ -7,7 +7,7 @@ PIP_FLAGS := -q --disable-pip-version-check -c constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: test serve lint venv serve-venv clean model classifier ablation figures
+.PHONY: test serve lint venv serve-venv clean model classifier ablation figures bench
 
 # Everything (training, serving, dev tools) for tests and development.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -61,3 +61,8 @@ ablation: $(VENV)/.installed figures
 figures: $(VENV)/.installed
 	$(VENV)/bin/python -m trainer figures models/colormnist-digit --data-dir $(MNIST) --out docs --prefix digit
 	$(VENV)/bin/python -m trainer figures models/colormnist-colour --data-dir $(MNIST) --out docs --prefix colour
+
+# Speed, measured side by side in one run (about 10 minutes on 2 cores): bench/results/results.{md,json,png}.
+# Nothing else should run meanwhile; see bench/__main__.py for the method.
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m bench --data-dir $(MNIST)

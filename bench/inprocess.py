@@ -1,0 +1,92 @@
+"""Ceilings measured in-process, with no HTTP: raw ONNX Runtime, and training throughput.
+
+python -m bench.inprocess --model models/colormnist-digit --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BATCHES = (1, 8, 64)
+
+
+def _session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _time(fn: Any, seconds: float) -> list[float]:
+    """Per-call seconds of ``fn`` repeated for about ``seconds`` (after 5 warm-up calls)."""
+    for _ in range(5):
+        fn()
+    times, stop = [], time.perf_counter() + seconds
+    while time.perf_counter() < stop:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _calls(enc: Any, dec: Any, images: np.ndarray, z1: np.ndarray, z2: np.ndarray) -> dict[str, Any]:
+    """The three timed calls on one batch: encode, decode, and swap (encode both images, then decode)."""
+    n = len(images)
+    pair = np.concatenate([images, images[::-1]])
+
+    def swap() -> None:
+        a, b = enc.run(["z1", "z2"], {"image": pair})
+        dec.run(["image"], {"z1": a[:n], "z2": b[n:]})
+
+    return {
+        "encode": lambda: enc.run(["z1", "z2"], {"image": images}),
+        "decode": lambda: dec.run(["image"], {"z1": z1, "z2": z2}),
+        "swap": swap,
+    }
+
+
+def onnx_ceilings(folder: Path, threads: int, seconds: float) -> dict[str, Any]:
+    """Images/s and latency of encode, decode and swap (encode both, decode) at each batch size."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    shape, z1_dim, z2_dim = manifest["image"], manifest["z1_dim"], manifest["z2_dim"]
+    enc, dec = _session(folder / "encoder.onnx", threads), _session(folder / "decoder.onnx", threads)
+    rng = np.random.default_rng(0)
+    out: dict[str, Any] = {"threads": threads}
+    for n in BATCHES:
+        images = rng.random((n, shape["channels"], shape["height"], shape["width"]), dtype=np.float32)
+        z1, z2 = rng.standard_normal((n, z1_dim), dtype=np.float32), rng.standard_normal((n, z2_dim), dtype=np.float32)
+
+        for name, fn in _calls(enc, dec, images, z1, z2).items():
+            times = _time(fn, seconds)
+            median = statistics.median(times)
+            out[f"{name}@{n}"] = {
+                "images_per_s": round(n / median, 1),
+                "latency_ms_p50": round(1000 * median, 3),
+                "latency_ms_p99": round(1000 * float(np.percentile(times, 99)), 3),
+                "calls": len(times),
+            }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="models/colormnist-digit")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--json", required=True)
+    args = parser.parse_args()
+    result = onnx_ceilings(Path(args.model), args.threads, args.seconds)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The bench's parts: the load generator against a real server, the report, the baseline's weights.
+
+No speed is asserted here (speed lives in ``make bench``); these tests check
+that the harness measures what it says it measures.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import servers
+from bench.__main__ import batch_histogram, requests_for
+from bench.loadgen import build_request, multipart, run_load
+from bench.report import markdown, targets, write_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_load_generator_counts_only_answered_requests_and_reads_statuses() -> None:
+    command = [sys.executable, "-m", "uvicorn", "bench.trivial_app:app", "--port", "{port}", "--log-level", "warning"]
+    with servers.start(command, {}, cores=None) as running:
+        body, ctype = multipart([("image", "a.png", b"not really a png", "image/png")])
+        good = run_load("127.0.0.1", running.port, build_request("POST", "/trivial", "x", body, ctype), 4, 0.5, 0.1)
+        assert good.statuses.keys() == {200} and len(good.latencies) > 10
+        assert 0 < good.percentile(50) <= good.percentile(99)
+        missing = run_load("127.0.0.1", running.port, build_request("POST", "/trivial", "x", b"", ""), 2, 0.3, 0.1)
+        assert missing.statuses.keys() == {422}  # no files: FastAPI's validation error, counted not hidden
+
+
+def test_prebuilt_requests_are_what_the_service_accepts() -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+    from tests.service.conftest import wait_ready
+
+    settings = Settings(model_repository=ROOT / "models", default_model="colormnist-digit", device="cpu")
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        for name, raw in requests_for(1234).items():
+            if name == "trivial":
+                continue
+            head, body = raw.split(b"\r\n\r\n", 1)
+            lines = head.decode().split("\r\n")
+            path = lines[0].split()[1]
+            headers = dict(line.split(": ", 1) for line in lines[1:])
+            r = client.post(path, content=body, headers={"Content-Type": headers["Content-Type"]})
+            assert r.status_code == 200, (name, r.text)
+            if name.startswith("encode"):
+                expected = int(name[6:] or 1)
+                assert len(r.json()["z1"]) == expected
+
+
+def _fake_results() -> dict[str, object]:
+    def rows(rps: float, p99: float) -> list[dict[str, float]]:
+        return [
+            {"concurrency": c, "requests_per_s": rps * c, "images_per_s": rps * c, "p50_ms": p99 / 2, "p99_ms": p99}
+            for c in (1, 8, 32)
+        ]
+
+    service = {"encode": rows(100, 4), "swap": rows(50, 3), "encode64": [{**rows(10, 9)[0], "images_per_s": 640.0}]}
+    ort = {
+        f"{k}@{n}": {"images_per_s": 1000.0, "latency_ms_p50": 0.5, "latency_ms_p99": 1.0}
+        for k in ("encode", "swap")
+        for n in (1, 64)
+    }
+    return {
+        "date": "today",
+        "machine": {"cpus": 2, "processor": "x", "python": "3.11"},
+        "settings": {"seconds": 1, "reps": 1, "client_core": [0], "server_cores": [1]},
+        "wall_s": 1.0,
+        "onnxruntime": ort,
+        "trivial": {"trivial": rows(500, 1)},
+        "ours_1_worker": service,
+        "ours_2_workers": service,
+        "pytorch_baseline": {"encode": rows(10, 30), "swap": rows(10, 40), "encode64": rows(1, 90)},
+        "batching": {
+            "on": {"requests_per_s": 300.0, "p50_ms": 1, "p99_ms": 2, "batch_size_histogram": {"1": 2.0, "8": 40.0}},
+            "off": {"requests_per_s": 200.0, "p50_ms": 1, "p99_ms": 2, "batch_size_histogram": {"1": 50.0}},
+        },
+    }
+
+
+def test_targets_are_ratios_of_the_right_figures(tmp_path: Path) -> None:
+    results = _fake_results()
+    checked = {t["target"][:10]: t for t in targets(results)}
+    swap = checked["/swap req/"]
+    assert swap["ratio"] == 5.0 and swap["met"]  # 400 vs 80 req/s at concurrency 8
+    encode = checked["/encode of"]
+    assert encode["ratio"] == 0.64 and not encode["met"]  # 640 vs 1000 images/s: under 70 %
+    latency = checked["/swap p99 "]
+    assert latency["margin_ms"] == 2.5 and latency["met"]
+    paths = write_report(results, tmp_path)
+    assert [p.name for p in paths] == ["results.json", "results.md", "results.png"]
+    assert "| NO |" in markdown(results)
+    assert json.loads(paths[0].read_text())["targets"][0]["met"] is True
+
+
+def test_batch_histogram_reads_one_network() -> None:
+    text = (
+        'twocode_batch_size_bucket{model="m",network="encoder",le="1"} 3\n'
+        'twocode_batch_size_bucket{model="m",network="encoder",le="+Inf"} 7\n'
+        'twocode_batch_size_bucket{model="m",network="decoder",le="1"} 99\n'
+    )
+    assert batch_histogram(text) == {"1": 3.0, "+Inf": 7.0}
+
+
+def test_baseline_refuses_weights_of_another_model(tmp_path: Path) -> None:
+    from bench.baseline_torch import load_weights
+
+    folder = ROOT / "models" / "colormnist-digit"
+    model = load_weights(folder, ROOT / "bench" / "weights" / "colormnist-digit.pt")
+    state = {k: v + 0.05 * torch.randn_like(v) for k, v in model.state_dict().items()}
+    torch.save(state, tmp_path / "other.pt")
+    with pytest.raises(RuntimeError, match="is not the model"):
+        load_weights(folder, tmp_path / "other.pt")
