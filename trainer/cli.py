@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--out", default="runs/ablation", help="run folders (kept; an interrupted ablation resumes)")
     ablate.add_argument("--report", default="docs/ablation", help="writes REPORT.md and REPORT.json")
     ablate.add_argument("--factors", default="digit,colour")
-    ablate.add_argument("--steps", type=int, default=0, help="steps per run (default 1500; --quick: 12)")
+    ablate.add_argument("--steps", type=int, default=0, help="steps per run (default 2500; --quick: 12)")
     ablate.add_argument("--threads", type=int, default=2)
     ablate.add_argument("--classifier", default="evaluators/digit_cnn.pt")
     ablate.add_argument("--quick", action="store_true", help="tiny networks and a few steps: checks the machinery")
