@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.trainer.test_cli import run_cli
-from trainer.ablation import ROWS, AblationConfig, run_config
+from trainer.ablation import ROWS, AblationConfig, markdown_table, run_config
 
 pytestmark = pytest.mark.slow
 
@@ -26,17 +26,22 @@ def test_rows_differ_only_in_their_overrides(tmp_path: Path) -> None:
 
 def test_quick_ablation_writes_every_row_and_resumes(tiny_mnist: Path, tmp_path: Path) -> None:
     args = ["ablate", "--data-dir", str(tiny_mnist), "--out", str(tmp_path / "runs"), "--report"]
-    done = run_cli(*args, str(tmp_path / "report"), "--quick", "--factors", "digit,colour", "--threads", "1")
+    done = run_cli(*args, str(tmp_path / "report"), "--quick", "--factors", "digit", "--threads", "1")
     assert done.returncode == 0, done.stderr
     report = json.loads((tmp_path / "report.json").read_text())
-    expected = sum(len(row.seeds) for row in ROWS) * 2
+    expected = sum(len(row.seeds) for row in ROWS)
     assert len(report["records"]) == expected
     for record in report["records"]:
         ev = record["evaluation"]
         assert {"specified_accuracy", "strong_pairs", "probes", "code_information_nats"} <= set(ev)
         assert ev["probes"]["digit_from_z1"]["chance"] > 0
     table = (tmp_path / "report.md").read_text()
-    assert table.count("| adversary |") == 2 and table.count("| full |") == 4
+    assert table.count("| adversary |") == 1 and table.count("| full |") == 2
+    # The colour table reads the hue figures: render one from a digit record relabelled.
+    colour = dict(report["records"][0], factor="colour")
+    colour["evaluation"] = dict(colour["evaluation"], specified_hue_error_deg_median=4.5)
+    both = markdown_table([*report["records"], colour], AblationConfig(data_dir=tiny_mnist))
+    assert "## Specified factor: colour" in both and "4.5 deg" in both
     # A second call finds every run finished and evaluated: it retrains nothing.
     stamp = (tmp_path / "runs" / "digit-full-s0" / "checkpoint.pt").stat().st_mtime
     again = run_cli(*args, str(tmp_path / "report2"), "--quick", "--factors", "digit", "--threads", "1")

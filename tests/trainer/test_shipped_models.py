@@ -43,6 +43,7 @@ def test_evaluate_reproduces_the_manifest_figures(name: str, real_mnist: Path) -
         classifier_path=ROOT / "evaluators" / "digit_cnn.pt",
         seed=recorded["seed"],
         write_manifest=False,
+        probe_items=0,  # the probes have their own tests (tests/trainer/test_probes.py); this checks the swaps
     )
     # Float summation order can differ across machines and thread counts, which may flip a
     # borderline classification or two in 10,000: allow 0.2 percentage points, no more.
