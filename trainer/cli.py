@@ -109,7 +109,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = start_or_resume(config, out, args.resume)
     trainer.config = config  # overrides such as --epochs apply to a resumed run too
     state = trainer.run(show_progress=not args.quiet)
-    print(f"trained {state.step} steps ({state.epoch} epochs) in {state.elapsed_s:.0f} s -> {out}")
+    if trainer.world.main:
+        processes = f" on {trainer.world.size} processes" if trainer.world.distributed else ""
+        print(f"trained {state.step} steps ({state.epoch} epochs){processes} in {state.elapsed_s:.0f} s -> {out}")
     return 0
 
 

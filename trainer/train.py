@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from trainer import checkpoint
+from trainer import checkpoint, distributed
 from trainer.adversary import LeakageAdversary
 from trainer.config import TrainConfig
 from trainer.data import PairDataset, training_pairs
 from trainer.data.mnist import DataError
 from trainer.networks import TwoCodeVAE
-from trainer.objective import LossTerms, kl_weights, objective
+from trainer.objective import LossTerms, ObjectiveConfig, kl_weights, objective
 from trainer.plots import TERMS, loss_curve, swap_grid
 
 LOG_FIELDS = ("step", "epoch", "images_per_s", "b1", "b2", *TERMS)
@@ -35,12 +35,36 @@ class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, an impossible device)."""
 
 
-def pick_device(name: str) -> torch.device:
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
+    """The device to train on; under torchrun each process takes the GPU of its local rank."""
     if name == "cuda" and not torch.cuda.is_available():
         raise TrainingError("--device cuda was asked for but torch sees no CUDA device")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(f"cuda:{local_rank}") if name == "cuda" else torch.device(name)
+
+
+class ObjectiveModule(torch.nn.Module):
+    """The model (and the adversary, if any) whose forward is the objective: what DDP wraps.
+
+    DistributedDataParallel synchronises the gradients of the parameters a
+    forward call used, so the whole objective, not just the encoder or the
+    decoder, has to be one module's forward.
+    """
+
+    def __init__(self, model: TwoCodeVAE, adversary: LeakageAdversary | None, config: ObjectiveConfig) -> None:
+        super().__init__()
+        self.model, self.adversary, self.config = model, adversary, config
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        partner: torch.Tensor,
+        step: int,
+        noise: torch.Generator,
+        classes: torch.Tensor | None,
+    ) -> LossTerms:
+        return objective(self.model, x, partner, self.config, step, noise, self.adversary, classes)
 
 
 def build_dataset(config: TrainConfig) -> PairDataset:
@@ -64,7 +88,13 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, out: Path, dataset: PairDataset) -> None:
         self.config, self.out, self.dataset = config, out, dataset
-        self.device = pick_device(config.optim.device)
+        self.world = distributed.from_environment()
+        if config.optim.batch_size % self.world.size:
+            raise TrainingError(
+                f"--batch-size {config.optim.batch_size} does not split into {self.world.size} equal shards"
+            )
+        self.device = pick_device(config.optim.device, self.world.local_rank)
+        distributed.join(self.world, self.device)
         if config.optim.threads:
             torch.set_num_threads(config.optim.threads)
         torch.manual_seed(config.optim.seed)
@@ -75,19 +105,36 @@ class Trainer:
             self.adversary = LeakageAdversary(config.network.z1_dim, dataset.factor_classes).to(self.device)
             params += list(self.adversary.parameters())
         self.optimizer = torch.optim.Adam(params, lr=config.optim.lr)
-        self.noise = torch.Generator(device=self.device).manual_seed(config.optim.seed)
+        self.noise = torch.Generator(device=self.device).manual_seed(self._noise_seed())
+        self.step_module: torch.nn.Module = ObjectiveModule(self.model, self.adversary, config.objective)
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids)
         self.state = RunState()
         self.preview = self._preview_images()
 
+    def _noise_seed(self) -> int:
+        """Rank 0 uses the run's seed (so one process trains as before); other ranks their own."""
+        return self.config.optim.seed + 7919 * self.world.rank
+
     # -- persistence -------------------------------------------------------------------------
     def save(self) -> None:
+        """Rank 0 writes the checkpoint; every rank's sampling RNG goes into it (collective call)."""
+        noise_states = distributed.gather_objects(self.world, self.noise.get_state())
+        if not distributed.weights_agree(self.world, self.model):
+            raise TrainingError(f"the ranks' weights differ at step {self.state.step}; the run is not data-parallel")
+        if not self.world.main:
+            return
         checkpoint.save_atomic(
             {
                 "config": self.config.to_dict(),
                 "model": self.model.state_dict(),
                 "adversary": self.adversary.state_dict() if self.adversary else None,
                 "optimizer": self.optimizer.state_dict(),
-                "noise_rng": self.noise.get_state(),
+                "noise_rng": noise_states[0],
+                "noise_rng_per_rank": noise_states,
                 "torch_rng": torch.get_rng_state(),
                 "state": self.state.__dict__,
             },
@@ -99,10 +146,15 @@ class Trainer:
         if self.adversary is not None:
             self.adversary.load_state_dict(saved["adversary"])
         self.optimizer.load_state_dict(saved["optimizer"])
-        self.noise.set_state(saved["noise_rng"])
+        per_rank = saved.get("noise_rng_per_rank") or [saved["noise_rng"]]
+        if len(per_rank) == self.world.size:
+            self.noise.set_state(per_rank[self.world.rank])
+        else:  # resumed with another process count: a fresh stream per rank, still reproducible
+            self.noise.manual_seed(self._noise_seed() + 104729 * saved["state"]["step"])
         torch.set_rng_state(saved["torch_rng"])
         self.state = RunState(**saved["state"])
-        self._truncate_log(self.state.step)
+        if self.world.main:
+            self._truncate_log(self.state.step)
 
     def _truncate_log(self, step: int) -> None:
         """Drop CSV rows a killed run wrote after its last checkpoint, so the log has no duplicates."""
@@ -129,6 +181,8 @@ class Trainer:
         return z1_images.to(self.device), z2_images.to(self.device)
 
     def write_pictures(self) -> None:
+        if not self.world.main:
+            return
         self.model.eval()
         swap_grid(self.model, *self.preview).save(self.out / "swap_grid.png")
         self.model.train()
@@ -137,9 +191,7 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def train_step(self, x: torch.Tensor, partner: torch.Tensor, classes: torch.Tensor | None = None) -> LossTerms:
-        terms = objective(
-            self.model, x, partner, self.config.objective, self.state.step, self.noise, self.adversary, classes
-        )
+        terms: LossTerms = self.step_module(x, partner, self.state.step, self.noise, classes)
         if not torch.isfinite(terms.total):
             raise TrainingError(
                 f"loss is not finite at step {self.state.step}: {terms.as_floats()}; lower --lr or the term weights"
@@ -163,13 +215,14 @@ class Trainer:
             bar = tqdm(
                 total=per_epoch,
                 initial=self.state.batch,
-                disable=not show_progress,
+                disable=not show_progress or not self.world.main,
                 desc=f"epoch {self.state.epoch + 1}/{opt.epochs}",
                 dynamic_ncols=True,
             )
             window: list[dict[str, float]] = []
             tick = time.perf_counter()
-            for batch in self.dataset.batches(self.state.epoch, opt.batch_size, skip=self.state.batch):
+            shard = self.world.shard(opt.batch_size) if self.world.distributed else None
+            for batch in self.dataset.batches(self.state.epoch, opt.batch_size, skip=self.state.batch, shard=shard):
                 terms = self.train_step(
                     batch.x.to(self.device), batch.partner.to(self.device), batch.classes.to(self.device)
                 )
@@ -198,15 +251,18 @@ class Trainer:
                 self.state.batch = 0
             self.save()
             self.write_pictures()
+        distributed.leave(self.world)
         return self.state
 
     def _log_row(self, window: list[dict[str, float]], rate: float) -> dict[str, Any]:
-        row: dict[str, Any] = {t: sum(w[t] for w in window) / len(window) for t in TERMS}
+        means = {t: sum(w[t] for w in window) / len(window) for t in TERMS}
+        row: dict[str, Any] = distributed.mean_across(self.world, means)  # the global batch, not one shard
         b1, b2 = kl_weights(self.config.objective, self.state.step)
         row |= {"step": self.state.step, "epoch": self.state.epoch, "images_per_s": round(rate, 1), "b1": b1, "b2": b2}
         if not all(math.isfinite(float(v)) for v in row.values()):
             raise TrainingError(f"non-finite values logged at step {self.state.step}: {row}")
-        self._write_log([row])
+        if self.world.main:
+            self._write_log([row])
         return row
 
 
@@ -220,8 +276,10 @@ def start_or_resume(config: TrainConfig, out: Path, resume: bool) -> Trainer:
         return trainer
     if (out / checkpoint.CHECKPOINT_NAME).exists():
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or pick another --out")
-    (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
-    return Trainer(config, out, build_dataset(config))
+    trainer = Trainer(config, out, build_dataset(config))
+    if trainer.world.main:
+        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    return trainer
 
 
 def load_model(run: Path) -> tuple[TwoCodeVAE, TrainConfig, dict[str, Any]]:

@@ -95,11 +95,14 @@ class ColorMNIST:
     def epoch_rng(self, epoch: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, 1 + epoch])
 
-    def batches(self, epoch: int, batch_size: int, skip: int = 0, drop_last: bool = True) -> Iterator[ColorPairBatch]:
+    def batches(
+        self, epoch: int, batch_size: int, skip: int = 0, shard: slice | None = None, drop_last: bool = True
+    ) -> Iterator[ColorPairBatch]:
         """Shuffled pairs of one epoch; ``skip`` batches are passed over (for resuming mid-epoch).
 
         The order and partners depend only on (seed, epoch), so a resumed run
-        sees exactly the batches an uninterrupted one would.
+        sees exactly the batches an uninterrupted one would. ``shard`` picks this process's pairs of
+        each batch (data-parallel training); the batches themselves do not depend on it.
         """
         rng = self.epoch_rng(epoch)
         order = rng.permutation(len(self))
@@ -108,10 +111,11 @@ class ColorMNIST:
         for b, start in enumerate(range(0, stop, batch_size)):
             if b < skip:
                 continue
+            part = shard or slice(None)
             yield self.batch_at(
-                order[start : start + batch_size],
-                partner_idx[start : start + batch_size],
-                partner_hue[start : start + batch_size],
+                order[start : start + batch_size][part],
+                partner_idx[start : start + batch_size][part],
+                partner_hue[start : start + batch_size][part],
             )
 
     def factor_class(self, digits: np.ndarray, hues: np.ndarray) -> np.ndarray:

@@ -41,7 +41,9 @@ class PairDataset(Protocol):
 
     def __len__(self) -> int: ...
 
-    def batches(self, epoch: int, batch_size: int, skip: int = 0) -> Iterator[Any]: ...
+    def batches(self, epoch: int, batch_size: int, skip: int = 0, shard: slice | None = None) -> Iterator[Any]:
+        """Batches of one epoch from batch ``skip`` on; ``shard`` keeps this process's pairs of each."""
+        ...
 
     def batches_per_epoch(self, batch_size: int) -> int: ...
 
@@ -94,12 +96,14 @@ class GroupedPairs:
         pos = (self._rank[anchors] + 1 + rng.integers(0, np.maximum(sizes - 1, 1))) % sizes
         return np.array([self._members[g][p] for g, p in zip(groups, pos, strict=True)], dtype=np.int64)
 
-    def batches(self, epoch: int, batch_size: int, skip: int = 0) -> Iterator[PairBatch]:
+    def batches(self, epoch: int, batch_size: int, skip: int = 0, shard: slice | None = None) -> Iterator[PairBatch]:
         rng = np.random.default_rng([self.seed, 1 + epoch])
         order = self._pairable[rng.permutation(len(self._pairable))]
         partners = self._partners(order, rng) if len(order) else order
+        part = shard or slice(None)
         for b in range(skip, self.batches_per_epoch(batch_size)):
-            a, p = order[b * batch_size : (b + 1) * batch_size], partners[b * batch_size : (b + 1) * batch_size]
+            a = order[b * batch_size : (b + 1) * batch_size][part]
+            p = partners[b * batch_size : (b + 1) * batch_size][part]
             yield PairBatch(
                 x=self.load(a),
                 partner=self.load(p),
