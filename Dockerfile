@@ -72,3 +72,24 @@ VOLUME ["/srv/models"]
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['TWOCODE_PORT']}/healthz\", timeout=2)"]
 CMD ["python", "-m", "service"]
+
+# ---- Ray Serve on GPU nodes (KubeRay): the GPU image plus Ray --------------------------------
+#   docker build --target ray-gpu -t twocode:ray-gpu .   (deploy/kuberay-rayservice.yaml runs it)
+FROM build-gpu AS build-ray-gpu
+RUN /opt/venv/bin/pip install -c constraints.txt ".[serve-gpu,ray]" \
+    && ! /opt/venv/bin/pip show onnxruntime >/dev/null 2>&1
+
+FROM ${CUDA_IMAGE} AS ray-gpu
+ENV DEBIAN_FRONTEND=noninteractive
+RUN apt-get update && apt-get install -y --no-install-recommends python3 wget \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /srv app
+COPY --from=build-ray-gpu /opt/venv /opt/venv
+COPY --chown=app:app models /srv/models
+COPY --chown=app:app deploy /srv/deploy
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    TWOCODE_MODEL_REPOSITORY=/srv/models \
+    TWOCODE_DEVICE=cuda
+WORKDIR /srv
+USER app

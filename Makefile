@@ -12,7 +12,7 @@ PORT ?= 8000
 # Everything (training, serving, dev tools) for tests and development.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[train,serve,dev]"
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e ".[train,serve,dev,ray]"
 	touch $@
 
 # Serving only: no torch, no compiler needed; proves the service stands alone.

@@ -51,6 +51,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         raise
     loading = asyncio.create_task(_load(app))
     app.state.loading = loading
+    if settings.load_before_serving:
+        await loading
     app.state.reload_lock = asyncio.Lock()
     _reload_on_sighup(app)
     try:

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     default_model: str = "colormnist-digit"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per session (0 = ORT's default)")
+    load_before_serving: bool = Field(
+        False,
+        description="finish loading the models before start-up completes (Ray Serve replicas), instead of "
+        "answering 503 on /readyz meanwhile",
+    )
     inter_op_threads: int = Field(1, ge=0)
 
     # Dynamic batching
