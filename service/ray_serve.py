@@ -36,4 +36,4 @@ class TwoCodeService:
             raise RuntimeError(f"no model is serving (refused: {registry.refused})")
 
 
-app = TwoCodeService.bind()
+app = TwoCodeService.bind()  # type: ignore[attr-defined]  # serve.deployment adds bind
