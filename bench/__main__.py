@@ -152,6 +152,7 @@ def main() -> None:
     )
     parser.add_argument("--train-steps", type=int, default=150)
     parser.add_argument("--quick", action="store_true", help="one short repetition per point: checks the harness")
+    parser.add_argument("--no-ray", dest="ray", action="store_false", help="skip the Ray Serve rows")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.reps, args.train_steps = 0.5, 1, 0
@@ -191,6 +192,11 @@ def main() -> None:
     command, env = servers.uvicorn_app("bench.baseline_torch:app", BENCH_MODEL=str(MODEL))
     with servers.start(command, env, server_cores) as running:
         results["pytorch_baseline"] = http_suite(running.port, args.seconds, args.reps)
+    if args.ray:
+        for replicas, cores in ((1, server_cores), (len(cpus), set(cpus))):
+            print(f"Ray Serve, {replicas} replica(s) ...", flush=True)
+            with servers.ray_serve(replicas, {"TWOCODE_INTRA_OP_THREADS": "1"}, cores) as running:
+                results[f"ray_serve_{replicas}_replicas"] = http_suite(running.port, args.seconds, args.reps)
     print("dynamic batching on and off ...", flush=True)
     results["batching"] = batching_suite(args.seconds, args.reps, server_cores)
     data_dir = Path(args.data_dir)

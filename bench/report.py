@@ -65,7 +65,8 @@ def _table(results: dict[str, Any]) -> list[str]:
         "| server | route | concurrency | req/s | images/s | p50 ms | p99 ms |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for server in ("trivial", *(s for s in results if s.startswith("ours_")), "pytorch_baseline"):
+    order = ("trivial", *(s for s in results if s.startswith(("ours_", "ray_serve_"))), "pytorch_baseline")
+    for server in order:
         for route, rows in results.get(server, {}).items():
             for r in rows:
                 lines.append(
@@ -139,7 +140,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     fig, axes = plt.subplots(2, 3, figsize=(14, 8))
     for row, route in enumerate(("swap", "encode")):
-        for server in (s for s in results if s.startswith("ours_") or s == "pytorch_baseline"):
+        for server in (s for s in results if s.startswith(("ours_", "ray_serve_")) or s == "pytorch_baseline"):
             rows = results[server][route]
             conc = [r["concurrency"] for r in rows]
             axes[row, 0].plot(conc, [r["requests_per_s"] for r in rows], marker="o", label=server)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -93,3 +95,96 @@ def uvicorn_app(target: str, **env: str) -> tuple[list[str], dict[str, str]]:
     """Another app under the same uvicorn set-up as ours (one worker, warning logs, no access log)."""
     command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", "{port}"]
     return command + ["--log-level", "warning", "--no-access-log"], dict(env)
+
+
+BIN = Path(sys.executable).parent
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    # A loaded 2-core machine starts Serve's proxy slower than Ray's 5 s readiness default.
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
+    "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60",
+}
+
+
+def replica_pids(deployment: str = "twocode") -> set[int]:
+    """Processes Ray titled as replicas of the deployment."""
+    pids = set()
+    marker = f"ServeReplica:twocode:{deployment}".encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if marker in title:
+                pids.add(int(entry.name))
+    return pids
+
+
+def serve_config(target: Path, port: int, replicas: int, env_vars: dict[str, str], cpus_per_replica: float) -> Path:
+    """deploy/serve.yaml with fixed replicas, a loopback proxy on ``port`` and absolute paths."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "deploy" / "serve.yaml").read_text())
+    config["http_options"] = {"host": "127.0.0.1", "port": port}
+    application = config["applications"][0]
+    application["runtime_env"]["env_vars"] |= {
+        "TWOCODE_MODEL_REPOSITORY": str(ROOT / "models"),
+        "TWOCODE_DEVICE": "cpu",
+    } | env_vars
+    deployment = application["deployments"][0]
+    deployment.pop("autoscaling_config")
+    deployment |= {"num_replicas": replicas, "health_check_period_s": 1}
+    deployment["ray_actor_options"] = {"num_cpus": cpus_per_replica}
+    target.write_text(yaml.safe_dump(config))
+    return target
+
+
+@contextmanager
+def ray_serve(
+    replicas: int, env_vars: dict[str, str] | None = None, cores: set[int] | None = None, timeout_s: float = 240
+) -> Iterator[Running]:
+    """A local Ray head (loopback, 2 CPUs, bounded memory) running ``serve run`` on our config."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
+    ray_tmp = Path("/tmp") / f"ray-{os.getpid()}-{free_port()}"  # Ray's socket paths must stay short
+    gcs_port, http_port = free_port(), free_port()
+    env = os.environ | RAY_ENV | {"PYTHONPATH": str(ROOT)}
+    head = [str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs_port)]
+    bounds = ["--num-cpus", "2", "--memory", str(2 * 1024**3), "--object-store-memory", str(100 * 1024**2)]
+    extra = ["--include-dashboard", "false", "--temp-dir", str(ray_tmp), "--disable-usage-stats"]
+    subprocess.run(
+        [*head, *bounds, *extra],
+        check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        preexec_fn=lambda: _pin(cores),
+    )
+    config = serve_config(tmp / "serve.yaml", http_port, replicas, env_vars or {}, 2 / max(replicas, 2))
+    log = tmp / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(BIN / "serve"), "run", "--address", f"127.0.0.1:{gcs_port}", str(config)],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    running = Running(http_port, process, log)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while len(replica_pids()) < replicas:
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"Ray Serve did not start {replicas} replicas: {log.read_text()[-3000:]}")
+            time.sleep(0.5)
+        _wait_ready(running, max(1.0, deadline - time.monotonic()))
+        yield running
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        shutil.rmtree(ray_tmp, ignore_errors=True)

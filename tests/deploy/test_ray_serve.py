@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -19,109 +16,21 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-import yaml
 from PIL import Image
 
-from tests.serving import free_port
-
 pytest.importorskip("ray.serve", reason="the ray extra is not installed")
+from bench.servers import ray_serve, replica_pids  # noqa: E402  (needs ray)
+
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 KEY = "ray-test-key"
 
 
-def replica_pids() -> set[int]:
-    """Processes Ray titled as replicas of our deployment."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            except OSError:
-                continue
-            if b"ServeReplica:twocode:twocode" in title:
-                pids.add(int(entry.name))
-    return pids
-
-
-def serve_config(tmp_path: Path, port: int) -> Path:
-    """deploy/serve.yaml with what a test machine needs: two fixed replicas, loopback, absolute paths."""
-    config = yaml.safe_load((ROOT / "deploy" / "serve.yaml").read_text())
-    config["http_options"] = {"host": "127.0.0.1", "port": port}
-    application = config["applications"][0]
-    application["runtime_env"]["env_vars"] |= {
-        "TWOCODE_MODEL_REPOSITORY": str(ROOT / "models"),
-        "TWOCODE_DEVICE": "cpu",
-        "TWOCODE_API_KEYS": KEY,
-    }
-    deployment = application["deployments"][0]
-    deployment.pop("autoscaling_config")
-    deployment |= {"num_replicas": 2, "health_check_period_s": 1}
-    deployment["ray_actor_options"] = {"num_cpus": 0.5}
-    path = tmp_path / "serve.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def _wait(url: str, timeout_s: float, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve run exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200 and len(replica_pids()) == 2:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"Ray Serve not ready in {timeout_s} s: {log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
-def serve_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("ray")
-    ray_tmp = Path("/tmp") / f"ray-test-{os.getpid()}"  # Ray's socket paths must stay short
-    gcs_port, http_port = free_port(), free_port()
-    # A loaded 2-core machine (CI) starts Serve's proxy slower than Ray's 5 s readiness default.
-    env = os.environ | {
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
-        "RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S": "60",
-        "PYTHONPATH": str(ROOT),
-    }
-    head = [str(BIN / "ray"), "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(gcs_port)]
-    bounds = ["--num-cpus", "2", "--memory", str(2 * 1024**3), "--object-store-memory", str(100 * 1024**2)]
-    subprocess.run(
-        [*head, *bounds, "--include-dashboard", "false", "--temp-dir", str(ray_tmp), "--disable-usage-stats"],
-        check=True,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        timeout=120,
-    )
-    log = tmp / "serve.log"
-    address = f"127.0.0.1:{gcs_port}"
-    with log.open("wb") as sink:
-        serve = subprocess.Popen(
-            [str(BIN / "serve"), "run", "--address", address, str(serve_config(tmp, http_port))],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{http_port}"
-    try:
-        _wait(f"{url}/readyz", 180, serve, log)
-        yield url
-    finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(ray_tmp, ignore_errors=True)
+def serve_url() -> Iterator[str]:
+    """deploy/serve.yaml with two fixed replicas on a local loopback Ray head, via `serve run`."""
+    with ray_serve(replicas=2, env_vars={"TWOCODE_API_KEYS": KEY}, timeout_s=300) as running:
+        yield f"http://127.0.0.1:{running.port}"
 
 
 def _examples() -> tuple[bytes, bytes]:
