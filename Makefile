@@ -24,8 +24,13 @@ $(SERVE_VENV)/.installed: pyproject.toml constraints.txt
 venv: $(VENV)/.installed
 serve-venv: $(SERVE_VENV)/.installed
 
+# The Ray Serve tests mostly wait on Ray's start-up and on a replica's restart, so they run in a
+# second pytest session beside the rest; both must pass. Their output follows the main session's.
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q
+	@$(VENV)/bin/python -m pytest -q -m ray -p no:cacheprovider > .ray-tests.log 2>&1 & ray=$$!; \
+	$(VENV)/bin/python -m pytest -q -m "not ray"; main=$$?; \
+	wait $$ray; ray_status=$$?; echo "---- Ray Serve tests (tests/deploy/test_ray_serve.py) ----"; \
+	cat .ray-tests.log; exit $$(( main != 0 || ray_status != 0 ))
 
 serve: $(SERVE_VENV)/.installed
 	TWOCODE_HOST=$(HOST) TWOCODE_PORT=$(PORT) $(SERVE_VENV)/bin/python -m service
