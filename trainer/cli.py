@@ -150,7 +150,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from trainer.ablation import AblationConfig, run_ablation, write_report
+    from trainer.ablation import ROWS, AblationConfig, run_ablation, write_report
 
     if not Path(args.data_dir).is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no such folder (the MNIST IDX files)")
@@ -166,6 +166,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         classifier=Path(args.classifier),
         threads=args.threads,
     )
+    if args.rows:
+        config.rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
+        unknown = set(config.rows) - {row.name for row in ROWS}
+        if unknown:
+            raise UsageError(f"--rows: unknown {sorted(unknown)}; rows are {[row.name for row in ROWS]}")
     if args.quick:
         config.steps, config.kl_schedule_steps, config.pairs, config.probe_items, config.quick = 12, 6, 200, 200, True
     if args.steps:
@@ -231,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--factors", default="digit,colour")
     ablate.add_argument("--steps", type=int, default=0, help="steps per run (default 2500; --quick: 12)")
     ablate.add_argument("--threads", type=int, default=2)
+    ablate.add_argument(
+        "--rows", default="", help="only these rows, e.g. full,no-MI (several ablations can share --out)"
+    )
     ablate.add_argument("--classifier", default="evaluators/digit_cnn.pt")
     ablate.add_argument("--quick", action="store_true", help="tiny networks and a few steps: checks the machinery")
     ablate.set_defaults(func=cmd_ablate)

@@ -52,3 +52,34 @@ def test_quick_ablation_writes_every_row_and_resumes(tiny_mnist: Path, tmp_path:
 def test_ablate_rejects_an_unknown_factor(tiny_mnist: Path, tmp_path: Path) -> None:
     bad = run_cli("ablate", "--data-dir", str(tiny_mnist), "--factors", "digit,shape", "--out", str(tmp_path))
     assert bad.returncode == 2 and "--factors" in bad.stderr
+
+
+def test_a_run_claimed_by_a_live_process_is_waited_for_and_a_dead_claim_taken_over(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    from trainer.ablation import claimed
+
+    run = tmp_path / "run"
+    run.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (run / ".ablation.lock").write_text(dead.stdout.strip())
+    with claimed(run, poll_s=0.01):  # the owner is gone: taken over at once
+        assert (run / ".ablation.lock").read_text() == str(__import__("os").getpid())
+    assert not (run / ".ablation.lock").exists()
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    (run / ".ablation.lock").write_text(str(owner.pid))
+    entered = threading.Event()
+
+    def wait_for_it() -> None:
+        with claimed(run, poll_s=0.01):
+            entered.set()
+
+    waiter = threading.Thread(target=wait_for_it)
+    waiter.start()
+    assert not entered.wait(0.3)  # the live owner holds it
+    owner.kill()
+    owner.wait()
+    assert entered.wait(5)
+    waiter.join()
