@@ -178,7 +178,8 @@ def ray_serve(
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError(f"Ray Serve did not start {replicas} replicas: {log.read_text()[-3000:]}")
             time.sleep(0.5)
-        _wait_ready(running, max(1.0, deadline - time.monotonic()))
+        for _ in range(2 * replicas):  # every replica answers, not just the first to start
+            _wait_ready(running, max(1.0, deadline - time.monotonic()))
         yield running
     finally:
         process.send_signal(signal.SIGINT)

@@ -57,7 +57,8 @@ def test_answers_equal_the_plain_service(serve_url: str) -> None:
     with TestClient(create_app(settings)) as plain, httpx.Client() as client:
         wait_ready(plain)
         served = _swap(client, serve_url)
-        assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+        assert served.status_code == 200, (served.status_code, served.text[:500])
+        assert served.headers["content-type"] == "image/png"
         expected = plain.post("/swap", files=[("z1_image", ("a.png", a)), ("z2_image", ("b.png", b))])
         got_pixels = np.asarray(Image.open(io.BytesIO(served.content)), dtype=int)
         want_pixels = np.asarray(Image.open(io.BytesIO(expected.content)), dtype=int)
@@ -66,9 +67,11 @@ def test_answers_equal_the_plain_service(serve_url: str) -> None:
             f"{serve_url}/encode", files=[("image", ("a.png", a)), ("image", ("b.png", b))], headers={"X-API-Key": KEY}
         )
         reference = plain.post("/encode", files=[("image", ("a.png", a)), ("image", ("b.png", b))]).json()
+        assert encoded.status_code == 200, (encoded.status_code, encoded.text[:500])
         assert np.allclose(encoded.json()["z2"], reference["z2"], atol=1e-5)
         # The same statuses, metrics and keys as the plain service, through Serve's proxy.
-        assert client.post(f"{serve_url}/encode", files=[("image", ("a.png", a))]).status_code == 401
+        unauthorised = client.post(f"{serve_url}/encode", files=[("image", ("a.png", a))])
+        assert unauthorised.status_code == 401, (unauthorised.status_code, unauthorised.text[:500])
         assert (
             client.post(
                 f"{serve_url}/encode", files=[("image", ("x.png", b"no"))], headers={"X-API-Key": KEY}
