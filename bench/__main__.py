@@ -98,7 +98,7 @@ def _diff(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
 def batching_suite(seconds: float, reps: int, cores: set[int]) -> dict[str, Any]:
     """/encode at concurrency 32 with dynamic batching on (the defaults) and off (batches of one)."""
     out: dict[str, Any] = {}
-    for label, settings in (("on", {}), ("off", {"max_batch_size": "1", "max_queue_delay_ms": "0"})):
+    for label, settings in (("on", {}), ("off", {"max_batch_size": "1"})):
         command, env = servers.ours(settings=settings)
         with servers.start(command, env, cores) as running:
             before = batch_histogram(running.get("/metrics"))
@@ -181,11 +181,11 @@ def main() -> None:
     with servers.start(command, env, server_cores) as running:
         results["trivial"] = http_suite(running.port, args.seconds, args.reps, routes=("trivial",))
     print("our service, one worker ...", flush=True)
-    command, env = servers.ours(settings={"intra_op_threads": "1"})
+    command, env = servers.ours()
     with servers.start(command, env, server_cores) as running:
         results["ours_1_worker"] = http_suite(running.port, args.seconds, args.reps)
     print(f"our service, {len(cpus)} workers (all cores) ...", flush=True)
-    command, env = servers.ours(workers=len(cpus), settings={"intra_op_threads": "1"})
+    command, env = servers.ours(workers=len(cpus))
     with servers.start(command, env, set(cpus)) as running:
         results[f"ours_{len(cpus)}_workers"] = http_suite(running.port, args.seconds, args.reps)
     print("PyTorch eager baseline ...", flush=True)

@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     model_repository: Path = Path("models")
     default_model: str = "colormnist-digit"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    intra_op_threads: int = Field(0, ge=0, description="ONNX Runtime threads per session (0 = ORT's default)")
+    # One thread per session: with ORT's default (one per core) a worker pinned to a core ran
+    # /encode at half the speed (bench/results/variants.md). Raise it when one worker owns many cores.
+    intra_op_threads: int = Field(1, ge=0, description="ONNX Runtime threads per session (0 = ORT's default)")
     load_before_serving: bool = Field(
         False,
         description="finish loading the models before start-up completes (Ray Serve replicas), instead of "
@@ -31,7 +33,10 @@ class Settings(BaseSettings):
 
     # Dynamic batching
     max_batch_size: int = Field(64, ge=1, le=4096)
-    max_queue_delay_ms: float = Field(2.0, ge=0.0, le=60000.0)
+    # 0: a batch runs as soon as the session is free, taking every row that queued while the previous
+    # batch ran. Waiting 2 ms for company doubled latency at concurrency 1 and did not raise
+    # throughput at 32 (bench/results/variants.md); a window only pays when runs are long (GPU).
+    max_queue_delay_ms: float = Field(0.0, ge=0.0, le=60000.0)
     max_queue_size: int = Field(1024, ge=1, description="rows waiting per network before 503")
 
     # Limits
