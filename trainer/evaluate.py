@@ -143,12 +143,16 @@ def judge_ceilings(test: ColorMNIST, classifier: DigitClassifier) -> dict[str, f
     }
 
 
-def onnx_codec(folder: Path) -> tuple[EncodeFn, DecodeFn]:
+def onnx_codec(folder: Path) -> tuple[EncodeFn, DecodeFn, PosteriorFn]:
+    """Encode, decode and the full posterior from the exported files: one session per network."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    enc = ort.InferenceSession(str(folder / "encoder.onnx"), opts, providers=["CPUExecutionProvider"])
-    dec = ort.InferenceSession(str(folder / "decoder.onnx"), opts, providers=["CPUExecutionProvider"])
+    enc = ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"])
+    dec = ort.InferenceSession(str(folder / "decoder.onnx"), providers=["CPUExecutionProvider"])
+
+    def posterior(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        mu1, mu2, lv1, lv2 = enc.run(["z1", "z2", "z1_logvar", "z2_logvar"], {"image": images.astype(np.float32)})
+        return mu1, mu2, lv1, lv2
 
     def encode(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         z1, z2 = enc.run(["z1", "z2"], {"image": images.astype(np.float32)})
@@ -158,7 +162,7 @@ def onnx_codec(folder: Path) -> tuple[EncodeFn, DecodeFn]:
         (image,) = dec.run(["image"], {"z1": z1.astype(np.float32), "z2": z2.astype(np.float32)})
         return np.asarray(image)
 
-    return encode, decode
+    return encode, decode, posterior
 
 
 def evaluate_model(
@@ -186,8 +190,7 @@ def evaluate_model(
     else:
         manifest = load_manifest(folder)
         specified = manifest.specified_factors[0]
-        encode, decode = onnx_codec(folder)
-        posterior = onnx_posterior(folder)
+        encode, decode, posterior = onnx_codec(folder)
         source = "onnx"
     test = ColorMNIST(read_mnist(data_dir, "test"), seed=TEST_HUE_SEED, specified="digit")
     classifier = load_digit_classifier(classifier_path)
@@ -252,17 +255,5 @@ def torch_posterior(model: torch.nn.Module) -> PosteriorFn:
     def posterior(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         out = model.encode(torch.from_numpy(images))  # type: ignore[operator]
         return out.z1.mean.numpy(), out.z2.mean.numpy(), out.z1.logvar.numpy(), out.z2.logvar.numpy()
-
-    return posterior
-
-
-def onnx_posterior(folder: Path) -> PosteriorFn:
-    import onnxruntime as ort
-
-    enc = ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"])
-
-    def posterior(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        mu1, mu2, lv1, lv2 = enc.run(["z1", "z2", "z1_logvar", "z2_logvar"], {"image": images.astype(np.float32)})
-        return mu1, mu2, lv1, lv2
 
     return posterior

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from modelrepo import load_manifest
+from modelrepo import Manifest, load_manifest
 from trainer.data.colormnist import ColorMNIST
 from trainer.data.mnist import read_mnist
 from trainer.evaluate import TEST_HUE_SEED, DecodeFn, EncodeFn, onnx_codec
@@ -71,9 +71,8 @@ def _labelled(grid: np.ndarray, rows: list[str], title: str, path: Path) -> Path
     return path
 
 
-def traversal_figure(decode: DecodeFn, encode: EncodeFn, folder: Path, test: ColorMNIST, path: Path) -> Path:
+def traversal_figure(decode: DecodeFn, encode: EncodeFn, manifest: Manifest, test: ColorMNIST, path: Path) -> Path:
     """Each row moves one code along one principal direction; the other code stays put."""
-    manifest = load_manifest(folder)
     picks, hues = _showcase(test)
     z1, z2 = encode(test.render(picks[3:4], hues[3:4]).numpy())
     offsets = np.linspace(-SPAN, SPAN, STEPS)
@@ -143,10 +142,10 @@ def write_figures(folder: Path, data_dir: Path, out: Path, prefix: str | None = 
     prefix = prefix or manifest.specified_factors[0]
     out.mkdir(parents=True, exist_ok=True)
     test = ColorMNIST(read_mnist(data_dir, "test"), seed=TEST_HUE_SEED, specified="digit")
-    encode, decode = onnx_codec(folder)
+    encode, decode, _ = onnx_codec(folder)
     return [
         swap_grid_figure(encode, decode, test, out / f"swap-grid-{prefix}.png"),
-        traversal_figure(decode, encode, folder, test, out / f"traversals-{prefix}.png"),
+        traversal_figure(decode, encode, manifest, test, out / f"traversals-{prefix}.png"),
         interpolation_figure(encode, decode, test, out / f"interpolation-{prefix}.png"),
         scatter_figure(encode, test, out / f"scatter-{prefix}.png"),
     ]
