@@ -53,6 +53,7 @@ def join(world: World, device: torch.device) -> None:
 
 def leave(world: World) -> None:
     if world.distributed and dist.is_initialized():
+        dist.barrier()  # no rank tears gloo down while another is still in a collective (it aborted, once)
         dist.destroy_process_group()
 
 
