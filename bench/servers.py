@@ -13,8 +13,10 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,13 +43,13 @@ def _pin(cores: set[int] | None) -> None:
         os.sched_setaffinity(0, cores)
 
 
-def _wait_ready(running: Running, timeout_s: float) -> None:
+def _wait_ready(running: Running, timeout_s: float, prefix: str = "") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if running.process.poll() is not None:
             raise RuntimeError(f"server exited with {running.process.returncode}: {running.log.read_text()[-2000:]}")
         try:
-            running.get("/readyz")
+            running.get(f"{prefix}/readyz")
             return
         except OSError:
             time.sleep(0.1)
@@ -121,8 +123,18 @@ def replica_pids(deployment: str = "twocode") -> set[int]:
     return pids
 
 
-def serve_config(target: Path, port: int, replicas: int, env_vars: dict[str, str], cpus_per_replica: float) -> Path:
-    """deploy/serve.yaml with fixed replicas, a loopback proxy on ``port`` and absolute paths."""
+def serve_config(
+    target: Path,
+    port: int,
+    replicas: int,
+    env_vars: dict[str, str],
+    cpus_per_replica: float,
+    also: dict[str, dict[str, str]] | None = None,
+) -> Path:
+    """deploy/serve.yaml with fixed replicas, a loopback proxy on ``port`` and absolute paths.
+
+    ``also`` adds, per route prefix, a one-replica copy of the application with other settings.
+    """
     import yaml
 
     config = yaml.safe_load((ROOT / "deploy" / "serve.yaml").read_text())
@@ -136,15 +148,34 @@ def serve_config(target: Path, port: int, replicas: int, env_vars: dict[str, str
     deployment.pop("autoscaling_config")
     deployment |= {"num_replicas": replicas, "health_check_period_s": 1}
     deployment["ray_actor_options"] = {"num_cpus": cpus_per_replica}
+    for prefix, overrides in (also or {}).items():
+        config["applications"].append(copy_application(application, prefix, overrides))
     target.write_text(yaml.safe_dump(config))
     return target
 
 
+def copy_application(application: dict[str, Any], prefix: str, overrides: dict[str, str]) -> dict[str, Any]:
+    """The application again, as one replica under ``prefix`` (named after it) with other settings."""
+    copy = deepcopy(application)
+    copy |= {"name": "twocode" + prefix.replace("/", "-"), "route_prefix": prefix}
+    copy["runtime_env"]["env_vars"] |= overrides
+    copy["deployments"][0]["num_replicas"] = 1
+    return copy
+
+
 @contextmanager
 def ray_serve(
-    replicas: int, env_vars: dict[str, str] | None = None, cores: set[int] | None = None, timeout_s: float = 240
+    replicas: int,
+    env_vars: dict[str, str] | None = None,
+    cores: set[int] | None = None,
+    timeout_s: float = 240,
+    also: dict[str, dict[str, str]] | None = None,
 ) -> Iterator[Running]:
-    """A local Ray head (loopback, 2 CPUs, bounded memory) running ``serve run`` on our config."""
+    """A local Ray head (loopback, 2 CPUs, bounded memory) running ``serve run`` on our config.
+
+    ``also``: more one-replica applications, by route prefix (see ``serve_config``); the two CPUs
+    are shared evenly by every replica.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     ray_tmp = Path("/tmp") / f"ray-{os.getpid()}-{free_port()}"  # Ray's socket paths must stay short
     gcs_port, http_port = free_port(), free_port()
@@ -161,7 +192,8 @@ def ray_serve(
         timeout=120,
         preexec_fn=lambda: _pin(cores),
     )
-    config = serve_config(tmp / "serve.yaml", http_port, replicas, env_vars or {}, 2 / max(replicas, 2))
+    share = 2 / max(replicas + len(also or {}), 2)
+    config = serve_config(tmp / "serve.yaml", http_port, replicas, env_vars or {}, share, also)
     log = tmp / "serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -180,6 +212,8 @@ def ray_serve(
             time.sleep(0.5)
         for _ in range(2 * replicas):  # every replica answers, not just the first to start
             _wait_ready(running, max(1.0, deadline - time.monotonic()))
+        for prefix in also or {}:
+            _wait_ready(running, max(1.0, deadline - time.monotonic()), prefix)
         yield running
     finally:
         process.send_signal(signal.SIGINT)

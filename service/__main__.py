@@ -7,7 +7,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from service.app import create_app
+from service.app import create_app, own_batcher
 from service.lifecycle import DrainingServer
 from service.runtime import StartupError
 from service.settings import get_settings
@@ -27,6 +27,7 @@ def main() -> int:
         "timeout_graceful_shutdown": int(settings.drain_timeout_s) + 5,
     }
     try:
+        own_batcher(settings)  # refuse before uvicorn's workers would each fail on their own
         if settings.workers > 1:  # uvicorn's own supervisor; each worker drains the uvicorn way
             uvicorn.run("service.app:create_app", factory=True, workers=settings.workers, **common)  # type: ignore[arg-type]
             return 0

@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import logs
-from service.batching import QueueFullError
+from service.batching import BatcherFactory, DynamicBatcher, QueueFullError
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 from service.middleware import AccessMiddleware, LimitsMiddleware
@@ -31,7 +31,7 @@ async def _load(app: FastAPI) -> None:
     """Load and warm every model off the event loop, then attach batchers and mark the app ready."""
     settings: Settings = app.state.settings
     registry: Registry = await asyncio.to_thread(load_repository, settings, app.state.metrics)
-    attach_batchers(registry, settings, app.state.metrics)
+    attach_batchers(registry, settings, app.state.metrics, app.state.batcher_factory)
     if settings.default_model not in registry.models:
         log.warning("default model %r is not serving; requests without ?model= will get 404", settings.default_model)
     app.state.registry = registry
@@ -92,8 +92,20 @@ def _validation_detail(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def own_batcher(settings: Settings) -> BatcherFactory:
+    """The plain service's batcher; TWOCODE_BATCHING=serve is refused outside Ray Serve."""
+    if settings.batching != "app":
+        raise StartupError(
+            f"batching={settings.batching} needs Ray Serve: deploy service.ray_serve:app, or set "
+            "TWOCODE_BATCHING=app for the plain service"
+        )
+    return DynamicBatcher
+
+
+def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory | None = None) -> FastAPI:
+    """The service. ``batcher_factory`` replaces the app's own batcher (Ray Serve's ``@serve.batch``)."""
     settings = settings or get_settings()
+    batcher_factory = batcher_factory or own_batcher(settings)
     logs.configure(settings.log_level, settings.log_json)
     metrics = Metrics()
     app = FastAPI(
@@ -105,6 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.batcher_factory = batcher_factory
     app.state.lifecycle = lifecycle = Lifecycle()
     app.state.registry = Registry()
     app.state.reload_lock = asyncio.Lock()

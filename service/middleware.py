@@ -63,7 +63,7 @@ class LimitsMiddleware:
                 f"{self.max_body} bytes; send fewer or smaller images",
             )
             return
-        inference = scope["path"] in INFERENCE_PATHS
+        inference = route_path(scope) in INFERENCE_PATHS
         if inference and self.lifecycle.draining:
             self.metrics.rejected.inc("draining")
             await send_error(
@@ -155,6 +155,14 @@ class AccessMiddleware:
                 elapsed * 1000,
                 extra={"request_id": request_id, "status": status, "route": route},
             )
+
+
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without the prefix a proxy mounted it under (Serve's route_prefix)."""
+    path, root = str(scope["path"]), str(scope.get("root_path", "")).rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :] or "/"
+    return path
 
 
 def _route_label(scope: Scope) -> str:

@@ -3,7 +3,9 @@
 Each replica builds the app with ``create_app`` (``@serve.ingress`` with a
 builder, evaluated inside the replica), so every route, status code, limit,
 metric and API-key check is the plain service's; each replica holds its own
-ONNX Runtime sessions and its own dynamic batcher. Settings come from the
+ONNX Runtime sessions and its own batcher: the app's (the default) or, with
+``TWOCODE_BATCHING=serve``, Ray Serve's ``@serve.batch`` (``service.ray_batching``).
+Settings come from the
 replica's environment (``TWOCODE_*``, set through the config's
 ``runtime_env``). Replicas, CPUs and fractional GPUs per replica, autoscaling
 bounds and ``max_ongoing_requests`` belong in the Serve config file, not here.
@@ -16,13 +18,17 @@ from __future__ import annotations
 from fastapi import FastAPI
 from ray import serve
 
-from service.app import create_app
+from service.app import create_app, own_batcher
+from service.batching import BatcherFactory
+from service.ray_batching import ServeBatcher
 from service.settings import Settings
 
 
 def build_app() -> FastAPI:
     """Runs in each replica: models load before the replica reports itself started."""
-    return create_app(Settings(load_before_serving=True))
+    settings = Settings(load_before_serving=True)
+    factory: BatcherFactory = ServeBatcher if settings.batching == "serve" else own_batcher(settings)
+    return create_app(settings, factory)
 
 
 @serve.deployment(name="twocode")

@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from modelrepo import Manifest, ManifestError, load_manifest, verify_files
 from modelrepo.manifest import DECODER_FILE, ENCODER_FILE
-from service.batching import DynamicBatcher
+from service.batching import Batcher, BatcherFactory, BatchSpec, DynamicBatcher
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -65,7 +65,7 @@ class LoadedModel:
     encoder: ort.InferenceSession
     decoder: ort.InferenceSession
     provider: str
-    batchers: dict[str, DynamicBatcher] = field(default_factory=dict)
+    batchers: dict[str, Batcher] = field(default_factory=dict)
 
     def run_encoder(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = ["z1", "z2", "z1_logvar", "z2_logvar"]
@@ -186,25 +186,28 @@ def _update_gauges(registry: Registry, metrics: Metrics) -> None:
         metrics.model_info.set(model.name, model.manifest.version, model.provider, value=1)
 
 
-def start_batchers(model: LoadedModel, settings: Settings, metrics: Metrics) -> None:
+def start_batchers(
+    model: LoadedModel, settings: Settings, metrics: Metrics, factory: BatcherFactory = DynamicBatcher
+) -> None:
     """Create and start one batcher per network of the model (needs the running event loop)."""
     for network, run in (("encoder", model.run_encoder), ("decoder", model.run_decoder)):
-        batcher = DynamicBatcher(
-            run,
+        spec = BatchSpec(
             model=model.name,
             network=network,
             max_batch=settings.max_batch_size,
             max_delay_s=settings.max_queue_delay_ms / 1000.0,
             max_queue=settings.max_queue_size,
-            metrics=metrics,
         )
+        batcher = factory(run, spec, metrics)
         batcher.start()
         model.batchers[network] = batcher
 
 
-def attach_batchers(registry: Registry, settings: Settings, metrics: Metrics) -> None:
+def attach_batchers(
+    registry: Registry, settings: Settings, metrics: Metrics, factory: BatcherFactory = DynamicBatcher
+) -> None:
     for model in registry.models.values():
-        start_batchers(model, settings, metrics)
+        start_batchers(model, settings, metrics, factory)
 
 
 def _unchanged(current: LoadedModel, folder: Path) -> bool:
@@ -227,7 +230,9 @@ async def retire(model: LoadedModel, quiet_s: float = 2.0) -> None:
         await batcher.stop()
 
 
-async def reload_repository(registry: Registry, settings: Settings, metrics: Metrics) -> dict[str, Any]:
+async def reload_repository(
+    registry: Registry, settings: Settings, metrics: Metrics, factory: BatcherFactory = DynamicBatcher
+) -> dict[str, Any]:
     """Pick up new, changed and removed model folders without failing requests in flight.
 
     A new version replaces the old one only once it has loaded and warmed up;
@@ -247,7 +252,7 @@ async def reload_repository(registry: Registry, settings: Settings, metrics: Met
             registry.refused[name] = result + (" (the previous version keeps serving)" if current else "")
             report["refused"][name] = registry.refused[name]
             continue
-        start_batchers(result, settings, metrics)
+        start_batchers(result, settings, metrics, factory)
         registry.models[result.name] = result  # one assignment: a request sees the old or the new, never neither
         registry.refused.pop(name, None)
         report["loaded"].append(name)

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # throughput at 32 (bench/results/variants.md); a window only pays when runs are long (GPU).
     max_queue_delay_ms: float = Field(0.0, ge=0.0, le=60000.0)
     max_queue_size: int = Field(1024, ge=1, description="rows waiting per network before 503")
+    batching: Literal["app", "serve"] = Field(
+        "app",
+        description="whose queue batches requests: the app's own, or Ray Serve's @serve.batch (only under "
+        "service.ray_serve; see bench/results/ray_batching.md for which is faster)",
+    )
 
     # Limits
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)

@@ -119,3 +119,38 @@ def test_baseline_refuses_weights_of_another_model(tmp_path: Path) -> None:
     torch.save(state, tmp_path / "other.pt")
     with pytest.raises(RuntimeError, match="is not the model"):
         load_weights(folder, tmp_path / "other.pt")
+
+
+def test_rows_per_run_and_the_batching_report_read_the_right_figures() -> None:
+    from bench.ray_batching import WORKLOADS, _with_sum, markdown, rows_per_run
+
+    text = (
+        'twocode_batch_size_bucket{model="m",network="encoder",le="+Inf"} 4\n'
+        'twocode_batch_size_sum{model="m",network="encoder"} 30\n'
+        'twocode_batch_size_sum{model="m",network="decoder"} 999\n'
+    )
+    assert rows_per_run(_with_sum(text)) == 7.5
+    cell = {"requests_per_s": 1.0, "p50_ms": 2.0, "p99_ms": 3.0}
+    cells = {f"{r}@{c}": dict(cell) for r, c in WORKLOADS} | {"encode@32": cell | {"encoder_rows_per_run": 7.5}}
+    report = markdown({"ray": {"a": cells}, "process": {"b": cells}}, 3.0, 5)
+    assert "## On Ray Serve" in report and "| a | 1.0, 2.0/3.0" in report and report.count("| 7.5 |") == 2
+
+
+def test_serve_batch_app_puts_serve_batch_behind_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    serve = pytest.importorskip("ray.serve", reason="the ray extra is not installed")
+    from fastapi.testclient import TestClient
+
+    from bench.serve_batch_app import create_app
+    from service.ray_batching import ServeBatcher
+    from tests.service.conftest import wait_ready
+
+    monkeypatch.setattr(serve, "get_replica_context", serve.get_replica_context)  # restored after the test
+    monkeypatch.setenv("TWOCODE_MODEL_REPOSITORY", str(ROOT / "models"))
+    monkeypatch.setenv("TWOCODE_DEVICE", "cpu")
+    monkeypatch.setenv("TWOCODE_BATCHING", "serve")
+    with TestClient(create_app()) as client:
+        wait_ready(client)
+        batchers = client.app.state.registry.models["colormnist-digit"].batchers  # type: ignore[attr-defined]
+        assert all(isinstance(b, ServeBatcher) for b in batchers.values())
+        png = sorted((ROOT / "models" / "colormnist-digit" / "examples").iterdir())[0].read_bytes()
+        assert client.post("/encode", files=[("image", ("a.png", png))]).status_code == 200

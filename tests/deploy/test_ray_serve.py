@@ -1,6 +1,7 @@
 """The service on Ray Serve, for real: a local Ray head (loopback, 2 CPUs, bounded memory), the app
 deployed from deploy/serve.yaml with two replicas, answers equal to the plain service's, and a
-replica killed mid-load while requests keep being answered and the replica comes back.
+replica killed mid-load while requests keep being answered and the replica comes back. Beside it,
+one replica batching with @serve.batch under a route prefix answers the same.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -24,12 +27,14 @@ from bench.servers import ray_serve, replica_pids  # noqa: E402  (needs ray)
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "ray-test-key"
+SERVE_BATCH = "/serve-batch"  # the same app, batched by @serve.batch, under a route prefix
 
 
 @pytest.fixture(scope="module")
 def serve_url() -> Iterator[str]:
     """deploy/serve.yaml with two fixed replicas on a local loopback Ray head, via `serve run`."""
-    with ray_serve(replicas=2, env_vars={"TWOCODE_API_KEYS": KEY}, timeout_s=300) as running:
+    also = {SERVE_BATCH: {"TWOCODE_BATCHING": "serve", "TWOCODE_MAX_QUEUE_DELAY_MS": "20"}}
+    with ray_serve(replicas=2, env_vars={"TWOCODE_API_KEYS": KEY}, timeout_s=300, also=also) as running:
         yield f"http://127.0.0.1:{running.port}"
 
 
@@ -45,7 +50,8 @@ def _swap(client: httpx.Client, url: str) -> httpx.Response:
     return client.post(f"{url}/swap", files=files, headers={"X-API-Key": KEY}, timeout=30)
 
 
-def test_answers_equal_the_plain_service(serve_url: str) -> None:
+@pytest.fixture(scope="module")
+def plain() -> Iterator[Any]:
     from fastapi.testclient import TestClient
 
     from service.app import create_app
@@ -53,22 +59,35 @@ def test_answers_equal_the_plain_service(serve_url: str) -> None:
     from tests.service.conftest import wait_ready
 
     settings = Settings(model_repository=ROOT / "models", default_model="colormnist-digit", device="cpu")
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        yield client
+
+
+def _pixels(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)), dtype=int)
+
+
+def _check_answers(url: str, plain: Any) -> None:
+    """/swap and /encode through Serve equal the plain service's (pixels within one level, codes 1e-5)."""
     a, b = _examples()
-    with TestClient(create_app(settings)) as plain, httpx.Client() as client:
-        wait_ready(plain)
-        served = _swap(client, serve_url)
+    with httpx.Client() as client:
+        served = _swap(client, url)
         assert served.status_code == 200, (served.status_code, served.text[:500])
         assert served.headers["content-type"] == "image/png"
         expected = plain.post("/swap", files=[("z1_image", ("a.png", a)), ("z2_image", ("b.png", b))])
-        got_pixels = np.asarray(Image.open(io.BytesIO(served.content)), dtype=int)
-        want_pixels = np.asarray(Image.open(io.BytesIO(expected.content)), dtype=int)
-        assert np.abs(got_pixels - want_pixels).max() <= 1  # thread counts may move a float by an ulp
-        encoded = client.post(
-            f"{serve_url}/encode", files=[("image", ("a.png", a)), ("image", ("b.png", b))], headers={"X-API-Key": KEY}
-        )
-        reference = plain.post("/encode", files=[("image", ("a.png", a)), ("image", ("b.png", b))]).json()
+        assert np.abs(_pixels(served.content) - _pixels(expected.content)).max() <= 1  # thread counts: an ulp
+        pair = [("image", ("a.png", a)), ("image", ("b.png", b))]
+        encoded = client.post(f"{url}/encode", files=pair, headers={"X-API-Key": KEY})
+        reference = plain.post("/encode", files=pair).json()
         assert encoded.status_code == 200, (encoded.status_code, encoded.text[:500])
         assert np.allclose(encoded.json()["z2"], reference["z2"], atol=1e-5)
+
+
+def test_answers_equal_the_plain_service(serve_url: str, plain: Any) -> None:
+    _check_answers(serve_url, plain)
+    a, b = _examples()
+    with httpx.Client() as client:
         # The same statuses, metrics and keys as the plain service, through Serve's proxy.
         unauthorised = client.post(f"{serve_url}/encode", files=[("image", ("a.png", a))])
         assert unauthorised.status_code == 401, (unauthorised.status_code, unauthorised.text[:500])
@@ -80,6 +99,28 @@ def test_answers_equal_the_plain_service(serve_url: str) -> None:
         )
         assert client.get(f"{serve_url}/models/nope", headers={"X-API-Key": KEY}).status_code == 404
         assert "twocode_requests_total" in client.get(f"{serve_url}/metrics", headers={"X-API-Key": KEY}).text
+
+
+def test_serve_batch_replica_batches_and_answers_the_same(serve_url: str, plain: Any) -> None:
+    url = serve_url + SERVE_BATCH
+    _check_answers(url, plain)
+
+    def swap_once(_: int) -> int:
+        with httpx.Client() as client:
+            return _swap(client, url).status_code
+
+    with ThreadPoolExecutor(8) as pool:  # concurrent swaps inside a 20 ms window share decoder runs
+        assert list(pool.map(swap_once, range(16))) == [200] * 16
+    with httpx.Client() as client:
+        metrics = client.get(f"{url}/metrics", headers={"X-API-Key": KEY}).text
+    runs = _sample(metrics, 'twocode_batch_size_count{model="colormnist-digit",network="decoder"}')
+    rows = _sample(metrics, 'twocode_batch_size_sum{model="colormnist-digit",network="decoder"}')
+    assert rows == 17 and runs < rows, (runs, rows)
+
+
+def _sample(metrics: str, name: str) -> float:
+    line = next(line for line in metrics.splitlines() if line.startswith(name + " "))
+    return float(line.rsplit(" ", 1)[1])
 
 
 def test_a_killed_replica_is_replaced_while_requests_keep_being_answered(serve_url: str) -> None:

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.batching import BatcherFactory
 from service.settings import Settings
 from tests.service.conftest import make_client, wait_ready
 from tests.service.images import png_bytes
@@ -116,9 +117,11 @@ def test_openapi_describes_the_image_responses(client: TestClient) -> None:
 
 
 @asynccontextmanager
-async def running_app(repo: Path, **settings: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+async def running_app(
+    repo: Path, batcher_factory: BatcherFactory | None = None, **settings: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """The app with its lifespan run and models loaded, and an in-process async client."""
-    app = create_app(Settings(model_repository=repo, default_model="tiny-a", device="cpu", **settings))
+    app = create_app(Settings(model_repository=repo, default_model="tiny-a", device="cpu", **settings), batcher_factory)
     async with app.router.lifespan_context(app):
         await app.state.loading
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
@@ -156,8 +159,14 @@ async def test_full_queue_answers_503_with_retry_after(repo: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_over_the_concurrency_bound_answers_503(repo: Path) -> None:
-    async with running_app(repo, max_queue_delay_ms=300.0, max_concurrency=2) as (_, http):
+@pytest.mark.parametrize("prefix", ["", "/twocode"], ids=["at-root", "under-a-route-prefix"])
+async def test_over_the_concurrency_bound_answers_503(repo: Path, prefix: str) -> None:
+    """Also when a proxy mounts the app under a prefix (Ray Serve's route_prefix): the bound still applies."""
+    async with running_app(repo, max_queue_delay_ms=300.0, max_concurrency=2) as (app, http):
+        if prefix:
+            http = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app, root_path=prefix), base_url=f"http://t{prefix}"
+            )
         results = await _decode_concurrently(http, 5)
         codes = [r.status_code for r in results]
         assert codes.count(200) == 2 and codes.count(503) == 3

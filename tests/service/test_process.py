@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.service.images import png_bytes
 from tests.serving import serve
@@ -22,3 +23,22 @@ def test_served_process_swaps_and_stops_cleanly_on_sigterm(repo: Path) -> None:
         output = server.output()
     assert '"message": "model tiny-a v1 loaded on CPUExecutionProvider"' in output  # JSON log lines
     assert '"request_id"' in output
+
+
+
+def test_serve_batching_outside_ray_is_refused_before_serving(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.__main__ import main
+    from service.settings import get_settings
+
+    monkeypatch.setenv("TWOCODE_MODEL_REPOSITORY", str(repo))
+    monkeypatch.setenv("TWOCODE_BATCHING", "serve")
+    for workers in ("1", "2"):  # uvicorn's supervisor (2) must not start workers that each fail
+        monkeypatch.setenv("TWOCODE_WORKERS", workers)
+        get_settings.cache_clear()
+        try:
+            assert main() == 2
+        finally:
+            get_settings.cache_clear()
+        assert "batching=serve needs Ray Serve" in capsys.readouterr().err

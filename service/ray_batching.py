@@ -1,0 +1,95 @@
+"""Ray Serve's ``@serve.batch`` behind the app's batcher interface (``TWOCODE_BATCHING=serve``).
+
+Same contract as ``service.batching.DynamicBatcher``: a request submits a
+block of rows, blocks larger than ``max_batch`` ride successive batches, a
+full queue is refused at once (503), ONNX Runtime runs on a worker thread,
+and the same metrics are recorded. What differs is the queue: Serve's counts
+rows here through ``batch_size_fn``, closes a batch when ``max_batch`` rows
+or ``batch_wait_timeout_s`` are reached, and forms the next batch while the
+previous one still runs (``max_concurrent_batches=1`` makes it wait for the
+session, not for company). Which of the two queues serves faster is
+measured by ``python -m bench.ray_batching``.
+
+Serve's queue exists only inside a replica: it is created on the first
+request, and its loop lives as long as the replica (a model replaced by a
+hot reload leaves an idle one behind).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from ray import serve
+
+from service.batching import Arrays, BatchSpec, QueueFullError, RunFn, join, split
+from service.metrics import Metrics
+
+
+@dataclass
+class _Block:
+    inputs: Arrays
+    rows: int
+    enqueued: float = field(default_factory=time.perf_counter)
+    started: bool = False
+
+
+def _rows(blocks: list[_Block]) -> int:
+    return sum(b.rows for b in blocks)
+
+
+class ServeBatcher:
+    """One network of one model, batched by ``@serve.batch``."""
+
+    def __init__(self, run: RunFn, spec: BatchSpec, metrics: Metrics) -> None:
+        self._run, self.spec, self._metrics = run, spec, metrics
+        self._queued_rows = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{spec.model}-{spec.network}")
+        self._stopped = False
+        self.busy = False
+        self.runs = 0
+        decorate = serve.batch(
+            max_batch_size=spec.max_batch, batch_wait_timeout_s=spec.max_delay_s, batch_size_fn=_rows
+        )
+        self._batched = decorate(self._run_blocks)
+
+    def start(self) -> None:
+        """Nothing to start: Serve creates its queue on the first request."""
+
+    async def stop(self) -> None:
+        self._stopped = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    async def submit(self, inputs: Arrays) -> Arrays:
+        """Run ``inputs`` (equal first dimensions) through the network, batched by Serve with other requests."""
+        blocks = [_Block(chunk, rows) for chunk, rows in self.spec.blocks(inputs, self._queued_rows, self._stopped)]
+        self._queued_rows += _rows(blocks)
+        try:
+            return join(list(await asyncio.gather(*(self._batched(block) for block in blocks))))
+        finally:  # blocks Serve dropped (the client went away) must not stay counted
+            self._queued_rows -= _rows([b for b in blocks if not b.started])
+
+    async def _run_blocks(self, blocks: list[_Block]) -> list[Arrays]:
+        """Serve's batch handler: one ONNX Runtime run for every block in the batch."""
+        started = time.perf_counter()
+        for block in blocks:
+            block.started = True
+        self._queued_rows -= _rows(blocks)
+        if self._stopped:
+            raise QueueFullError("the service is shutting down")
+        inputs = {k: np.concatenate([b.inputs[k] for b in blocks]) for k in blocks[0].inputs}
+        self.busy = True
+        try:
+            outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+        finally:
+            self.busy = False
+        self.runs += 1
+        self.spec.observe(self._metrics, [b.enqueued for b in blocks], started, _rows(blocks))
+        return split(outputs, [b.rows for b in blocks])
