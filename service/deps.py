@@ -1,4 +1,9 @@
-"""Dependencies as Annotated aliases: the registry, the chosen model, the settings, API keys."""
+"""Dependencies as Annotated aliases: the registry, the chosen model, the settings, API keys.
+
+All ``async def``: FastAPI runs a plain ``def`` dependency on its thread pool,
+and these never block, so a thread hop each (four per request) was pure cost
+(bench/results/deps.md).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,12 @@ from service.runtime import LoadedModel, Registry
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     registry: Registry = request.app.state.registry
     return registry
 
@@ -34,7 +39,7 @@ def key_is_valid(given: str, keys: list[str]) -> bool:
     return matched
 
 
-def require_api_key(request: Request, settings: SettingsDep) -> None:
+async def require_api_key(request: Request, settings: SettingsDep) -> None:
     """With keys configured, accept ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
     if not settings.api_keys:
         return
@@ -50,7 +55,7 @@ def require_api_key(request: Request, settings: SettingsDep) -> None:
         )
 
 
-def get_model(
+async def get_model(
     registry: RegistryDep,
     settings: SettingsDep,
     model: Annotated[

@@ -19,6 +19,12 @@ from modelrepo import PreprocessError, Preprocessing, to_model_input
 
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF"})
 PNG_COMPRESS_LEVEL = 1  # fast: these images are small, and latency matters more than bytes
+# Requests this small are decoded and their answers encoded on the event loop: for them a hop to
+# the thread pool and back cost more than the work (bench/results/inline.md). A Color MNIST swap is
+# 2 x 784 pixels; two 64x64 faces are 8,192. Anything larger leaves the loop.
+INLINE_PIXELS = 16_384
+INLINE_BYTES = 256 * 1024
+INLINE_FILES = 4  # more files go to a thread whole, headers included
 
 
 class ImageError(ValueError):
@@ -29,8 +35,8 @@ class ImageError(ValueError):
         self.status = status
 
 
-def open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
-    """Open ``data`` lazily, check format and size from the header, then decode the first frame."""
+def open_header(data: bytes, max_pixels: int, label: str) -> Image.Image:
+    """Open ``data`` lazily and check format and size from the header; no pixel is decoded yet."""
     if not data:
         raise ImageError(f"{label}: the file is empty", 400)
     try:
@@ -53,21 +59,34 @@ def open_checked(data: bytes, max_pixels: int, label: str) -> Image.Image:
             f"{label}: {width}x{height} is {width * height} pixels, over the limit of {max_pixels}; downscale it first",
             413,
         )
+    return image
+
+
+def to_model_input_checked(image: Image.Image, rule: Preprocessing, label: str) -> np.ndarray:
+    """Decode the first frame of a checked image and apply the model's preprocessing rule."""
     try:
         image.seek(0)
         image.load()
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"{label}: truncated or corrupt image data ({exc})", 400) from exc
-    return image
-
-
-def to_input(data: bytes, rule: Preprocessing, max_pixels: int, label: str) -> np.ndarray:
-    """Bytes of one upload -> float32 [C, H, W] by the model's preprocessing rule."""
-    image = open_checked(data, max_pixels, label)
     try:
         return to_model_input(image, rule)
     except (PreprocessError, OSError, ValueError) as exc:
         raise ImageError(f"{label}: cannot convert the image ({exc})", 400) from exc
+
+
+def to_input(data: bytes, rule: Preprocessing, max_pixels: int, label: str) -> np.ndarray:
+    """Bytes of one upload -> float32 [C, H, W] by the model's preprocessing rule."""
+    return to_model_input_checked(open_header(data, max_pixels, label), rule, label)
+
+
+def output_pixels(image: np.ndarray, size: int | None) -> int:
+    """Pixels of the PNG ``to_png`` will write for ``image`` at ``size``."""
+    height, width = image.shape[-2:]
+    if size is None:
+        return int(height * width)
+    scale = size / max(height, width)
+    return int(max(1, round(width * scale)) * max(1, round(height * scale)))
 
 
 def to_png(image: np.ndarray, size: int | None = None) -> bytes:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from modelrepo import Preprocessing, to_model_input
+from service.images import INLINE_FILES
 from tests.service.images import png_bytes
 
 
@@ -104,3 +106,35 @@ def test_any_mode_and_size_is_converted_by_the_rule(client: TestClient) -> None:
     for data in (png_bytes(1, (100, 60), "L"), png_bytes(2, (7, 9), "RGBA")):
         r = client.post("/encode", files=[("image", ("x.png", data, "image/png"))])
         assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    ("sizes", "why"),
+    [
+        ([(32, 32)], "small: decoded on the event loop"),
+        ([(200, 200)], "over INLINE_PIXELS: headers read here, pixels decoded on a thread"),
+        ([(400, 400)], "over INLINE_BYTES: all of it on a thread"),
+        ([(32, 32)] * (INLINE_FILES + 1), "more than INLINE_FILES files: all of it on a thread"),
+    ],
+)
+def test_every_decoding_path_gives_the_codes_of_the_preprocessing_rule(
+    client: TestClient, repo: Path, sizes: list[tuple[int, int]], why: str
+) -> None:
+    uploads = [png_bytes(i, size) for i, size in enumerate(sizes)]
+    r = client.post("/encode", files=[("image", (f"{i}.png", data, "image/png")) for i, data in enumerate(uploads)])
+    assert r.status_code == 200, (why, r.text)
+    enc, _ = _ort(repo)
+    for i, data in enumerate(uploads):
+        (z2,) = enc.run(["z2"], {"image": _as_input(data)})
+        np.testing.assert_allclose(r.json()["z2"][i], z2[0], rtol=1e-5, atol=1e-5, err_msg=why)
+
+
+@pytest.mark.parametrize("size", [None, 64, 256], ids=["native", "small", "over-INLINE_PIXELS"])
+def test_answers_are_the_same_png_whether_encoded_here_or_on_a_thread(client: TestClient, size: int | None) -> None:
+    query = f"?size={size}" if size else ""
+    one = client.post(f"/decode{query}", json={"z1": [0.5, 0, 0, 0], "z2": [0, 1, 0]})
+    rows = {"z1": [[0.5, 0, 0, 0]] * 3, "z2": [[0, 1, 0]] * 3}
+    several = client.post(f"/decode{query}", json=rows, headers={"Accept": "application/json"})
+    assert one.status_code == several.status_code == 200
+    assert all(base64.b64decode(image) == one.content for image in several.json()["images"])
+    assert Image.open(io.BytesIO(one.content)).size == ((size, size) if size else (32, 32))
