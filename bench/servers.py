@@ -57,7 +57,9 @@ def _wait_ready(running: Running, timeout_s: float, prefix: str = "") -> None:
 
 
 @contextmanager
-def start(command: list[str], env: dict[str, str], cores: set[int] | None, timeout_s: float = 120) -> Iterator[Running]:
+def start(
+    command: list[str], env: dict[str, str], cores: set[int] | None, timeout_s: float = 120, cwd: Path = ROOT
+) -> Iterator[Running]:
     """Run ``command`` (which must read the port from ``env['PORT']``), wait for /readyz, kill it after."""
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="bench-")) / "server.log"
@@ -65,7 +67,7 @@ def start(command: list[str], env: dict[str, str], cores: set[int] | None, timeo
     args = [a.replace("{port}", str(port)) for a in command]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            args, cwd=ROOT, env=full_env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=lambda: _pin(cores)
+            args, cwd=cwd, env=full_env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=lambda: _pin(cores)
         )
     running = Running(port, process, log)
     try:

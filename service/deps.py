@@ -2,7 +2,7 @@
 
 All ``async def``: FastAPI runs a plain ``def`` dependency on its thread pool,
 and these never block, so a thread hop each (four per request) was pure cost
-(bench/results/deps.md).
+(bench/results/pipeline_ab.md).
 """
 
 from __future__ import annotations

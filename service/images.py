@@ -20,7 +20,7 @@ from modelrepo import PreprocessError, Preprocessing, to_model_input
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF"})
 PNG_COMPRESS_LEVEL = 1  # fast: these images are small, and latency matters more than bytes
 # Requests this small are decoded and their answers encoded on the event loop: for them a hop to
-# the thread pool and back cost more than the work (bench/results/inline.md). A Color MNIST swap is
+# the thread pool and back cost more than the work (bench/results/pipeline_ab.md). A Color MNIST swap is
 # 2 x 784 pixels; two 64x64 faces are 8,192. Anything larger leaves the loop.
 INLINE_PIXELS = 16_384
 INLINE_BYTES = 256 * 1024

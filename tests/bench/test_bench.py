@@ -154,3 +154,10 @@ def test_serve_batch_app_puts_serve_batch_behind_the_app(monkeypatch: pytest.Mon
         assert all(isinstance(b, ServeBatcher) for b in batchers.values())
         png = sorted((ROOT / "models" / "colormnist-digit" / "examples").iterdir())[0].read_bytes()
         assert client.post("/encode", files=[("image", ("a.png", png))]).status_code == 200
+
+
+def test_ab_report_gives_medians_and_ratios_per_point() -> None:
+    from bench.ab import markdown
+
+    report = markdown("abc1234", {"swap@8": {"base": 100.0, "new": 150.0, "ratio": 1.5}}, 4, 2.0)
+    assert "--base abc1234" in report and "| swap@8 | 100.0 | 150.0 | 1.5 |" in report
