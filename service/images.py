@@ -4,6 +4,9 @@ The pixel count is read from the header and checked *before* any pixel is
 decoded, so a tiny file declaring 50000x50000 pixels costs nothing. Only the
 allow-listed formats are opened. The conversion itself is the manifest's
 preprocessing rule (modelrepo.preprocess), the same one training data uses.
+Small requests are converted on the event loop and large ones on a worker
+thread (``to_inputs``, ``to_pngs``): below ``INLINE_PIXELS`` the hop costs
+more than the work.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from __future__ import annotations
 import base64
 import io
 import warnings
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from starlette.concurrency import run_in_threadpool
 
 from modelrepo import PreprocessError, Preprocessing, to_model_input
 
@@ -25,6 +31,7 @@ PNG_COMPRESS_LEVEL = 1  # fast: these images are small, and latency matters more
 INLINE_PIXELS = 16_384
 INLINE_BYTES = 256 * 1024
 INLINE_FILES = 4  # more files go to a thread whole, headers included
+T = TypeVar("T")
 
 
 class ImageError(ValueError):
@@ -105,3 +112,34 @@ def to_png(image: np.ndarray, size: int | None = None) -> bytes:
 
 def to_base64_png(image: np.ndarray, size: int | None = None) -> str:
     return base64.b64encode(to_png(image, size)).decode("ascii")
+
+
+async def _here_if_small(work: Callable[[], T], pixels: int) -> T:
+    """Run ``work`` on the event loop when it touches at most INLINE_PIXELS pixels, else on a thread."""
+    return work() if pixels <= INLINE_PIXELS else await run_in_threadpool(work)
+
+
+async def to_inputs(payloads: list[bytes], labels: list[str], rule: Preprocessing, max_pixels: int) -> np.ndarray:
+    """Uploads -> float32 [N, C, H, W]: small ones here, on the event loop; larger ones on a thread."""
+    pairs = list(zip(payloads, labels, strict=True))
+    if len(pairs) > INLINE_FILES or sum(len(data) for data in payloads) > INLINE_BYTES:
+        return await run_in_threadpool(lambda: np.stack([to_input(d, rule, max_pixels, label) for d, label in pairs]))
+    headers = [open_header(data, max_pixels, label) for data, label in pairs]  # headers only: cheap
+    return await _here_if_small(
+        lambda: np.stack([to_model_input_checked(im, rule, pair[1]) for im, pair in zip(headers, pairs, strict=True)]),
+        sum(image.width * image.height for image in headers),
+    )
+
+
+async def to_pngs(images: np.ndarray, size: int | None) -> list[bytes]:
+    """Model outputs -> PNG bytes: small answers here, larger ones on a thread."""
+    return await _here_if_small(
+        lambda: [to_png(image, size) for image in images], sum(output_pixels(im, size) for im in images)
+    )
+
+
+async def to_base64_pngs(images: np.ndarray, size: int | None) -> list[str]:
+    """Model outputs -> base64 PNGs for a JSON answer: small answers here, larger ones on a thread."""
+    return await _here_if_small(
+        lambda: [to_base64_png(image, size) for image in images], sum(output_pixels(im, size) for im in images)
+    )

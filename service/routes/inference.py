@@ -6,22 +6,9 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
-from fastapi.concurrency import run_in_threadpool
-from PIL import Image
 
 from service.deps import ModelDep, SettingsDep, require_api_key
-from service.images import (
-    INLINE_BYTES,
-    INLINE_FILES,
-    INLINE_PIXELS,
-    ImageError,
-    open_header,
-    output_pixels,
-    to_base64_png,
-    to_input,
-    to_model_input_checked,
-    to_png,
-)
+from service.images import ImageError, to_base64_pngs, to_inputs, to_pngs
 from service.runtime import LoadedModel
 from service.schemas import DecodeRequest, EncodeResponse, ErrorResponse, ImagesResponse, SwapResponse
 from service.settings import Settings
@@ -80,21 +67,8 @@ async def _read_images(files: list[UploadFile], field: str, model: LoadedModel, 
         )
     payloads = [await f.read() for f in files]
     labels = [f"{field}[{i}] ({f.filename or 'unnamed'})" for i, f in enumerate(files)]
-    rule, max_pixels = model.manifest.preprocessing, settings.max_image_pixels
-
-    def convert() -> np.ndarray:
-        return np.stack([to_input(data, rule, max_pixels, label) for data, label in zip(payloads, labels, strict=True)])
-
-    def convert_opened(headers: list[Image.Image]) -> np.ndarray:
-        return np.stack([to_model_input_checked(im, rule, label) for im, label in zip(headers, labels, strict=True)])
-
     try:
-        if len(payloads) > INLINE_FILES or sum(len(data) for data in payloads) > INLINE_BYTES:
-            return await run_in_threadpool(convert)
-        headers = [open_header(data, max_pixels, label) for data, label in zip(payloads, labels, strict=True)]
-        if sum(image.width * image.height for image in headers) > INLINE_PIXELS:
-            return await run_in_threadpool(convert_opened, headers)
-        return convert_opened(headers)  # small: decoding here costs less than the hop to a thread and back
+        return await to_inputs(payloads, labels, model.manifest.preprocessing, settings.max_image_pixels)
     except ImageError as exc:
         raise HTTPException(exc.status, str(exc)) from exc
 
@@ -112,15 +86,10 @@ def _rows(values: list[list[float]] | list[float], name: str, dim: int) -> np.nd
 async def _png_or_json(
     images: np.ndarray, model: LoadedModel, request: Request, size: int | None, extra: dict[str, Any] | None = None
 ) -> Response:
-    small = sum(output_pixels(image, size) for image in images) <= INLINE_PIXELS
     if len(images) == 1 and not _wants_json(request):
-        png = to_png(images[0], size) if small else await run_in_threadpool(to_png, images[0], size)
+        (png,) = await to_pngs(images, size)
         return Response(png, media_type="image/png")
-
-    def encode_all() -> list[str]:
-        return [to_base64_png(image, size) for image in images]
-
-    encoded = encode_all() if small else await run_in_threadpool(encode_all)
+    encoded = await to_base64_pngs(images, size)
     body: ImagesResponse = (
         SwapResponse(model=model.name, images=encoded, **extra)
         if extra
