@@ -15,8 +15,7 @@ from fastapi import FastAPI
 from ray import serve
 
 from service.app import create_app as create_service
-from service.batching import BatcherFactory, DynamicBatcher
-from service.ray_batching import ServeBatcher
+from service.ray_batching import batcher_for
 from service.settings import Settings
 
 STAND_IN = types.SimpleNamespace(_deployment_config=types.SimpleNamespace(max_ongoing_requests=64))
@@ -25,6 +24,5 @@ STAND_IN = types.SimpleNamespace(_deployment_config=types.SimpleNamespace(max_on
 def create_app() -> FastAPI:
     """``uvicorn --factory bench.serve_batch_app:create_app``; TWOCODE_BATCHING picks the queue."""
     settings = Settings()
-    serve.get_replica_context = lambda: STAND_IN  # type: ignore[assignment]
-    factory: BatcherFactory = ServeBatcher if settings.batching == "serve" else DynamicBatcher
-    return create_service(settings, factory)
+    serve.get_replica_context = lambda: STAND_IN  # type: ignore[assignment,return-value]
+    return create_service(settings, batcher_for(settings))

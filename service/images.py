@@ -5,7 +5,7 @@ decoded, so a tiny file declaring 50000x50000 pixels costs nothing. Only the
 allow-listed formats are opened. The conversion itself is the manifest's
 preprocessing rule (modelrepo.preprocess), the same one training data uses.
 Small requests are converted on the event loop and large ones on a worker
-thread (``to_inputs``, ``to_pngs``): below ``INLINE_PIXELS`` the hop costs
+thread (``to_inputs``, ``encode_images``): below ``INLINE_PIXELS`` the hop costs
 more than the work.
 """
 
@@ -87,24 +87,21 @@ def to_input(data: bytes, rule: Preprocessing, max_pixels: int, label: str) -> n
     return to_model_input_checked(open_header(data, max_pixels, label), rule, label)
 
 
-def output_pixels(image: np.ndarray, size: int | None) -> int:
-    """Pixels of the PNG ``to_png`` will write for ``image`` at ``size``."""
-    height, width = image.shape[-2:]
-    if size is None:
-        return int(height * width)
-    scale = size / max(height, width)
-    return int(max(1, round(width * scale)) * max(1, round(height * scale)))
+def _output_size(width: int, height: int, size: int | None) -> tuple[int, int]:
+    """(width, height) of the PNG for an image of ``width`` x ``height`` whose long side becomes ``size``."""
+    if size is None or size == max(width, height):
+        return width, height
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def to_png(image: np.ndarray, size: int | None = None) -> bytes:
     """float [C, H, W] in [0, 1] -> PNG bytes, upscaled (nearest neighbour, crisp) so the long side is ``size``."""
     arr = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     pil = Image.fromarray(arr[0], "L") if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0), "RGB")
-    if size is not None and size != max(pil.size):
-        scale = size / max(pil.size)
-        pil = pil.resize(
-            (max(1, round(pil.width * scale)), max(1, round(pil.height * scale))), Image.Resampling.NEAREST
-        )
+    target = _output_size(pil.width, pil.height, size)
+    if target != pil.size:
+        pil = pil.resize(target, Image.Resampling.NEAREST)
     out = io.BytesIO()
     pil.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return out.getvalue()
@@ -121,25 +118,17 @@ async def _here_if_small(work: Callable[[], T], pixels: int) -> T:
 
 async def to_inputs(payloads: list[bytes], labels: list[str], rule: Preprocessing, max_pixels: int) -> np.ndarray:
     """Uploads -> float32 [N, C, H, W]: small ones here, on the event loop; larger ones on a thread."""
-    pairs = list(zip(payloads, labels, strict=True))
-    if len(pairs) > INLINE_FILES or sum(len(data) for data in payloads) > INLINE_BYTES:
+    if len(payloads) > INLINE_FILES or sum(len(data) for data in payloads) > INLINE_BYTES:
+        pairs = zip(payloads, labels, strict=True)
         return await run_in_threadpool(lambda: np.stack([to_input(d, rule, max_pixels, label) for d, label in pairs]))
-    headers = [open_header(data, max_pixels, label) for data, label in pairs]  # headers only: cheap
+    headers = [open_header(data, max_pixels, label) for data, label in zip(payloads, labels, strict=True)]
     return await _here_if_small(
-        lambda: np.stack([to_model_input_checked(im, rule, pair[1]) for im, pair in zip(headers, pairs, strict=True)]),
+        lambda: np.stack([to_model_input_checked(im, rule, lb) for im, lb in zip(headers, labels, strict=True)]),
         sum(image.width * image.height for image in headers),
     )
 
 
-async def to_pngs(images: np.ndarray, size: int | None) -> list[bytes]:
-    """Model outputs -> PNG bytes: small answers here, larger ones on a thread."""
-    return await _here_if_small(
-        lambda: [to_png(image, size) for image in images], sum(output_pixels(im, size) for im in images)
-    )
-
-
-async def to_base64_pngs(images: np.ndarray, size: int | None) -> list[str]:
-    """Model outputs -> base64 PNGs for a JSON answer: small answers here, larger ones on a thread."""
-    return await _here_if_small(
-        lambda: [to_base64_png(image, size) for image in images], sum(output_pixels(im, size) for im in images)
-    )
+async def encode_images(images: np.ndarray, size: int | None, encode: Callable[[np.ndarray, int | None], T]) -> list[T]:
+    """Model outputs -> ``encode`` of each (``to_png``, ``to_base64_png``): small answers here, larger on a thread."""
+    sizes = [_output_size(image.shape[-1], image.shape[-2], size) for image in images]
+    return await _here_if_small(lambda: [encode(image, size) for image in images], sum(w * h for w, h in sizes))

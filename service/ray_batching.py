@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from ray import serve
 
-from service.batching import Arrays, BatchSpec, QueueFullError, RunFn, join, split
+from service.batching import Arrays, BatcherFactory, BatchSpec, DynamicBatcher, QueueFullError, RunFn, join, split
 from service.metrics import Metrics
+from service.settings import Settings
 
 
 @dataclass
@@ -93,3 +94,8 @@ class ServeBatcher:
         self.runs += 1
         self.spec.observe(self._metrics, [b.enqueued for b in blocks], started, _rows(blocks))
         return split(outputs, [b.rows for b in blocks])
+
+
+def batcher_for(settings: Settings) -> BatcherFactory:
+    """The batcher a replica's settings ask for: Serve's queue for ``batching=serve``, else the app's own."""
+    return ServeBatcher if settings.batching == "serve" else DynamicBatcher

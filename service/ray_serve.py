@@ -18,17 +18,15 @@ from __future__ import annotations
 from fastapi import FastAPI
 from ray import serve
 
-from service.app import create_app, own_batcher
-from service.batching import BatcherFactory
-from service.ray_batching import ServeBatcher
+from service.app import create_app
+from service.ray_batching import batcher_for
 from service.settings import Settings
 
 
 def build_app() -> FastAPI:
     """Runs in each replica: models load before the replica reports itself started."""
     settings = Settings(load_before_serving=True)
-    factory: BatcherFactory = ServeBatcher if settings.batching == "serve" else own_batcher(settings)
-    return create_app(settings, factory)
+    return create_app(settings, batcher_for(settings))
 
 
 @serve.deployment(name="twocode")

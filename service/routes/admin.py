@@ -21,8 +21,8 @@ async def reload(request: Request) -> dict[str, Any]:
 
 async def reload_models(app: Any) -> dict[str, Any]:
     """One reload at a time: a second caller waits for the first to finish."""
-    async with app.state.reload_lock:
-        state = app.state
+    state = app.state
+    async with state.reload_lock:
         report: dict[str, Any] = await reload_repository(
             state.registry, state.settings, state.metrics, state.batcher_factory
         )

@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
 
 from service.deps import ModelDep, SettingsDep, require_api_key
-from service.images import ImageError, to_base64_pngs, to_inputs, to_pngs
+from service.images import ImageError, encode_images, to_base64_png, to_inputs, to_png
 from service.runtime import LoadedModel
 from service.schemas import DecodeRequest, EncodeResponse, ErrorResponse, ImagesResponse, SwapResponse
 from service.settings import Settings
@@ -87,9 +87,9 @@ async def _png_or_json(
     images: np.ndarray, model: LoadedModel, request: Request, size: int | None, extra: dict[str, Any] | None = None
 ) -> Response:
     if len(images) == 1 and not _wants_json(request):
-        (png,) = await to_pngs(images, size)
+        (png,) = await encode_images(images, size, to_png)
         return Response(png, media_type="image/png")
-    encoded = await to_base64_pngs(images, size)
+    encoded = await encode_images(images, size, to_base64_png)
     body: ImagesResponse = (
         SwapResponse(model=model.name, images=encoded, **extra)
         if extra
