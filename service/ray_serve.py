@@ -35,9 +35,10 @@ class TwoCodeService:
     """One replica of the service; Ray restarts it when ``check_health`` raises."""
 
     async def check_health(self) -> None:
-        registry = self.app.state.registry  # type: ignore[attr-defined]
-        if not registry.ready or not registry.models:
-            raise RuntimeError(f"no model is serving (refused: {registry.refused})")
+        state = self.app.state  # type: ignore[attr-defined]
+        reason = state.registry.unready_reason(state.settings)
+        if reason is not None:  # the same rule as /readyz
+            raise RuntimeError(reason)
 
 
 app = TwoCodeService.bind()  # type: ignore[attr-defined]  # serve.deployment adds bind

@@ -144,6 +144,28 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.models)
 
+    def unready_reason(self, settings: Settings) -> str | None:
+        """Why the service must not take traffic now, or None when it may.
+
+        A process that serves nothing, serves without its default model, or was
+        asked for the GPU and runs on the CPU is broken in a way a restart or a
+        rollback may fix; saying "ready" would hide it from every orchestrator.
+        """
+        if not self.ready:
+            return "models are still loading"
+        if not self.models:
+            refused = "; ".join(f"{name}: {why}" for name, why in sorted(self.refused.items()))
+            return f"no model is serving ({refused or 'the model repository holds no model folder'})"
+        default = settings.default_model
+        if default not in self.models:
+            why = self.refused.get(default, f"no folder {default!r} in the model repository")
+            return f"the default model {default!r} is not serving: {why}"
+        if settings.device == "cuda":
+            off_gpu = sorted(m.name for m in self.models.values() if m.provider != CUDA)
+            if off_gpu:
+                return f"device=cuda but {', '.join(off_gpu)} run(s) on the CPU"
+        return None
+
 
 def discover(repository: Path) -> list[Path]:
     """Model folders: sub-folders of the repository holding a manifest, hidden ones skipped."""

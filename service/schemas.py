@@ -79,5 +79,6 @@ class ModelList(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    models: list[str] = Field(default_factory=list)
+    status: str = Field(description="alive, ready, loading, draining or unavailable")
+    models: list[str] = Field(default_factory=list, description="models serving")
+    reason: str | None = Field(None, description="why the service is not ready, in words an operator can act on")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from service.deps import RegistryDep, require_api_key
+from service.deps import RegistryDep, SettingsDep, require_api_key
 from service.metrics import Metrics
 from service.schemas import Health
 
@@ -19,13 +19,22 @@ async def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "not ready yet"}})
-async def readyz(registry: RegistryDep, request: Request) -> JSONResponse:
-    """200 once every model is loaded and warmed up; 503 before, and from the first moment of shutdown."""
+async def readyz(registry: RegistryDep, settings: SettingsDep, request: Request) -> JSONResponse:
+    """200 once the models are loaded and warm and the default model serves (on the GPU when device=cuda).
+
+    503 with a reason before that, when nothing or not the default model serves, and from the first
+    moment of shutdown: the HEALTHCHECK, Kubernetes probes and Ray's health check all rely on it.
+    """
+    reason: str | None
     if request.app.state.lifecycle.draining:
-        return JSONResponse(Health(status="draining").model_dump(), status_code=503, headers={"Retry-After": "1"})
-    if not registry.ready:
-        return JSONResponse(Health(status="loading").model_dump(), status_code=503, headers={"Retry-After": "1"})
-    return JSONResponse(Health(status="ready", models=registry.names()).model_dump())
+        status, reason = "draining", "shutting down; requests in flight are finishing"
+    else:
+        status = "loading" if not registry.ready else "unavailable"
+        reason = registry.unready_reason(settings)
+    if reason is None:
+        return JSONResponse(Health(status="ready", models=registry.names()).model_dump())
+    body = Health(status=status, models=registry.names(), reason=reason).model_dump()
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
 
 @router.get(

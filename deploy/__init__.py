@@ -1,0 +1,1 @@
+"""Deployment manifests (Ray Serve, KubeRay) and the checks that guard the images."""
