@@ -7,7 +7,7 @@ PIP_FLAGS := -q --disable-pip-version-check -c constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: test serve lint venv serve-venv clean model classifier ablation figures bench docker-check
+.PHONY: test serve lint venv serve-venv clean model classifier ablation figures bench docker-check gpu-check
 
 # Everything (training, serving, dev tools) for tests and development.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -19,6 +19,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 $(SERVE_VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/pip install $(PIP_FLAGS) -e ".[serve]"
+	touch $@
+
+# The GPU check's environment: onnxruntime-gpu *instead of* onnxruntime (never both), and torch
+# with what `trainer train` imports, for the training measurement (on a GPU machine pip's torch is
+# a CUDA build). Set GPU_PYTHON to use an environment that already has them.
+GPU_VENV := .venv-gpu
+$(GPU_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/pip install $(PIP_FLAGS) -e ".[serve-gpu]" torch tqdm matplotlib
+	! $(GPU_VENV)/bin/pip show onnxruntime >/dev/null 2>&1
 	touch $@
 
 venv: $(VENV)/.installed
@@ -37,6 +47,14 @@ test: $(VENV)/.installed
 docker-check: $(SERVE_VENV)/.installed
 	SERVE_PYTHON=$(SERVE_VENV)/bin/python bash deploy/docker-check.sh
 
+# On a machine with an NVIDIA GPU: the CUDA provider serves both models, answers match the CPU's,
+# /swap latency, /encode and ONNX Runtime throughput at several batch sizes, training speed.
+# Writes bench/results/gpu.{md,json}. About 2 minutes. See bench/gpu_check.py.
+GPU_PYTHON ?=
+gpu-check:
+	@if [ -z "$(GPU_PYTHON)" ]; then $(MAKE) --no-print-directory $(GPU_VENV)/.installed; fi
+	$(or $(GPU_PYTHON),$(GPU_VENV)/bin/python) -m bench.gpu_check --data-dir $(MNIST)
+
 serve: $(SERVE_VENV)/.installed
 	TWOCODE_HOST=$(HOST) TWOCODE_PORT=$(PORT) $(SERVE_VENV)/bin/python -m service
 
@@ -51,7 +69,7 @@ classifier: $(VENV)/.installed
 	$(VENV)/bin/python -m trainer train-classifier --data-dir $(MNIST) --out evaluators/digit_cnn.pt
 
 clean:
-	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SERVE_VENV) $(GPU_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Reproduce a shipped model: train (about 20 minutes on 2 CPU cores), export, evaluate into the manifest.
 # make model SPECIFIED=digit   |   make model SPECIFIED=colour FLAGS="--b1 8"

@@ -24,6 +24,7 @@ from typing import Any
 from bench import servers
 from bench.loadgen import build_request, multipart, run_load
 from bench.report import write_report
+from bench.training import training_throughput
 
 ROOT = servers.ROOT
 MODEL = ROOT / "models" / "colormnist-digit"
@@ -120,26 +121,6 @@ def ceilings(threads: int, seconds: float, cores: set[int]) -> dict[str, Any]:
         )
         result: dict[str, Any] = json.loads(target.read_text())
         return result
-
-
-def training_throughput(data_dir: Path, steps: int) -> dict[str, Any]:
-    """Images/s of the default config on this CPU (both cores), and the shipped models' wall time."""
-    with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp) / "run"
-        command = [sys.executable, "-m", "trainer", "train", "--data-dir", str(data_dir), "--out", str(run)]
-        subprocess.run(
-            [*command, "--max-steps", str(steps), "--log-every", "25", "--threads", "2", "--quiet"],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        rows = (run / "log.csv").read_text().splitlines()[1:]
-    rates = [float(r.split(",")[2]) for r in rows[1:]]  # the first window includes warm-up
-    shipped = {}
-    for name in ("colormnist-digit", "colormnist-colour"):
-        data = json.loads((ROOT / "models" / name / "manifest.json").read_text())["training_data"]
-        shipped[name] = {"train_minutes": round(data["train_seconds"] / 60, 1), "steps": data["steps"]}
-    return {"images_per_s_median": round(statistics.median(rates), 1), "steps": steps, "shipped": shipped}
 
 
 def main() -> None:

@@ -21,6 +21,9 @@ MANIFEST_NAME = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
 FORMAT_VERSION = 1
+# How far an ONNX file's outputs may stray from the network it was exported from (checked at
+# export) and, by the same bound, one execution provider's outputs from another's (the GPU check).
+PARITY_RTOL, PARITY_ATOL = 1e-3, 1e-5
 
 
 class ManifestError(ValueError):

@@ -21,12 +21,20 @@ from PIL import Image
 from torch import Tensor, nn
 
 from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
-from modelrepo.manifest import DECODER_FILE, ENCODER_FILE, Example, FileEntry, LatentDirections
+from modelrepo.manifest import (
+    DECODER_FILE,
+    ENCODER_FILE,
+    PARITY_ATOL,
+    PARITY_RTOL,
+    Example,
+    FileEntry,
+    LatentDirections,
+)
 from trainer.config import TrainConfig
 from trainer.data import PairDataset, heldout_pairs
 from trainer.networks import TwoCodeVAE
 
-RTOL, ATOL = 1e-3, 1e-5
+RTOL, ATOL = PARITY_RTOL, PARITY_ATOL
 OPSET = 18
 
 
