@@ -25,6 +25,8 @@ def main() -> int:
         "port": settings.port,
         "log_level": settings.log_level,
         "timeout_graceful_shutdown": int(settings.drain_timeout_s) + 5,
+        "limit_concurrency": settings.max_connections,
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
     }
     try:
         own_batcher(settings)  # refuse before uvicorn's workers would each fail on their own

@@ -162,6 +162,7 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
         retry_after_s=settings.retry_after_s,
         metrics=metrics,
         lifecycle=lifecycle,
+        body_timeout_s=settings.body_timeout_s,
     )
     if settings.cors_origins:  # closed unless configured
         app.add_middleware(

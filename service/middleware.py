@@ -1,11 +1,19 @@
-"""Pure ASGI middleware: request ids, access logs and metrics; body-size and concurrency bounds.
+"""Pure ASGI middleware: request ids, access logs and metrics; body-size, body-time and concurrency bounds.
 
 Written as raw ASGI (not BaseHTTPMiddleware) so a request body over the limit
 is refused while it streams in, before it is buffered in memory.
+
+Slow clients cannot starve the others: an inference request takes a place
+among the ``max_concurrency`` in flight only once its whole body has arrived
+(as nginx and Triton do), and a body that has not arrived within
+``body_timeout_s`` of the request's start gets 408 and its connection closed.
+A client trickling an upload therefore holds a connection for a bounded time,
+and never a slot that a complete request needs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -29,12 +37,16 @@ async def send_error(send: Send, status: int, detail: str, headers: dict[str, st
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _Refused(Exception):
+    """Raised out of ``receive``: the body is refused (too large, too slow) or no capacity is left for it.
+
+    FastAPI turns any error while it parses a body into its own 400, so the refusal
+    itself is kept beside the request and replaces whatever answer the app starts.
+    """
 
 
 class LimitsMiddleware:
-    """413 for bodies over ``max_body_bytes``; 503 + Retry-After beyond ``max_concurrency`` inference requests."""
+    """413 over ``max_body_bytes``; 408 past ``body_timeout_s``; 503 + Retry-After beyond ``max_concurrency``."""
 
     def __init__(
         self,
@@ -44,9 +56,11 @@ class LimitsMiddleware:
         retry_after_s: int,
         metrics: Metrics,
         lifecycle: Lifecycle,
+        body_timeout_s: float = 60.0,
     ) -> None:
         self.app, self.max_body, self.max_concurrency = app, max_body_bytes, max_concurrency
         self.retry_after, self.metrics, self.lifecycle = str(retry_after_s), metrics, lifecycle
+        self.body_timeout_s = body_timeout_s
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -70,49 +84,75 @@ class LimitsMiddleware:
                 send, 503, "the service is shutting down; retry on another instance", {"Retry-After": self.retry_after}
             )
             return
-        if inference and self.in_flight >= self.max_concurrency:
-            self.metrics.rejected.inc("concurrency")
-            await send_error(
-                send,
-                503,
-                f"the service is at its limit of {self.max_concurrency} concurrent "
-                "requests; retry after the time in Retry-After",
-                {"Retry-After": self.retry_after},
-            )
-            return
         received = 0
-        started = False
+        started = complete = counted = False
+        refusal: tuple[int, str, dict[str, str]] | None = None
+        deadline = asyncio.get_running_loop().time() + self.body_timeout_s
+
+        def refuse(reason: str, status: int, detail: str, headers: dict[str, str] | None = None) -> _Refused:
+            nonlocal refusal
+            self.metrics.rejected.inc(reason)
+            refusal = (status, detail, headers or {})
+            return _Refused(detail)
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete, counted
+            if complete:  # after the body only a disconnect can come, whenever it comes: no deadline
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise refuse(
+                    "body_timeout",
+                    408,
+                    f"the request body did not arrive within {self.body_timeout_s:g} s ({received} bytes came); "
+                    "send it in one go, or retry on a faster link",
+                    {"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise _BodyTooLarge
+                    raise refuse("body_too_large", 413, f"request body is over the limit of {self.max_body} bytes")
+                complete = not message.get("more_body", False)
+                if complete and inference:  # capacity is taken here, with the body in hand
+                    if self.in_flight >= self.max_concurrency:
+                        raise refuse(
+                            "concurrency",
+                            503,
+                            f"the service is at its limit of {self.max_concurrency} concurrent "
+                            "requests; retry after the time in Retry-After",
+                            {"Retry-After": self.retry_after},
+                        )
+                    counted = True
+                    self._count(+1)
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refusal is not None:  # the app's own answer to a refused body (FastAPI's 400) is dropped
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await send_error(send, *refusal)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         self.lifecycle.enter()
-        if inference:
-            self.in_flight += 1
-            self.metrics.in_flight.set(value=self.in_flight)
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            self.metrics.rejected.inc("body_too_large")
-            if not started:
-                await send_error(send, 413, f"request body is over the limit of {self.max_body} bytes")
+        except _Refused:
+            if not started and refusal is not None:
+                await send_error(send, *refusal)
         finally:
             self.lifecycle.leave()
-            if inference:
-                self.in_flight -= 1
-                self.metrics.in_flight.set(value=self.in_flight)
+            if counted:
+                self._count(-1)
+
+    def _count(self, step: int) -> None:
+        self.in_flight += step
+        self.metrics.in_flight.set(value=self.in_flight)
 
 
 class AccessMiddleware:

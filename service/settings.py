@@ -48,7 +48,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(16_777_216, ge=1, description="width * height, checked before decoding")
     max_images_per_request: int = Field(256, ge=1)
-    max_concurrency: int = Field(64, ge=1, description="inference requests in flight before 503")
+    max_concurrency: int = Field(
+        64, ge=1, description="inference requests in flight before 503; a request counts once its body has arrived"
+    )
+    # Slow clients: a connection trickling an upload holds nothing a complete request needs, and
+    # only for a bounded time (nginx's client_body_timeout and keepalive_timeout play these parts).
+    body_timeout_s: float = Field(
+        60.0, gt=0.0, description="a request body not complete this long after the request began gets 408"
+    )
+    max_connections: int = Field(
+        2048, ge=1, description="open connections per worker (uvicorn's limit_concurrency); beyond them, 503"
+    )
+    keep_alive_timeout_s: int = Field(5, ge=1, description="seconds before an idle keep-alive connection is closed")
     max_output_size: int = Field(1024, ge=1, description="bound of the `size` query parameter")
     retry_after_s: int = Field(1, ge=1)
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.conftest import export_tiny
-from tests.service.test_ops import running_app
+from tests.service.conftest import export_tiny, running_app
 from tests.serving import serve
 
 DECODE = {"z1": [0.5] * 4, "z2": [0.0] * 3}

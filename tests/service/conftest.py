@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import torch
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
 from modelrepo.manifest import FileEntry
 from service.app import create_app
+from service.batching import BatcherFactory
 from service.settings import Settings
 from trainer.export import export_onnx
 from trainer.networks import NetworkConfig, TwoCodeVAE
@@ -79,3 +84,15 @@ def client(repo: Path) -> Iterator[TestClient]:
     with make_client(repo) as c:
         wait_ready(c)
         yield c
+
+
+@asynccontextmanager
+async def running_app(
+    repo: Path, batcher_factory: BatcherFactory | None = None, **settings: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The app with its lifespan run and models loaded, and an in-process async client."""
+    app = create_app(Settings(model_repository=repo, default_model="tiny-a", device="cpu", **settings), batcher_factory)
+    async with app.router.lifespan_context(app):
+        await app.state.loading
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+            yield app, http

@@ -2,20 +2,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.batching import BatcherFactory
 from service.settings import Settings
-from tests.service.conftest import make_client, wait_ready
+from tests.service.conftest import make_client, running_app, wait_ready
 from tests.service.images import png_bytes
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$')
@@ -114,18 +109,6 @@ def test_openapi_describes_the_image_responses(client: TestClient) -> None:
     assert "image/png" in swap["responses"]["200"]["content"]
     assert "multipart/form-data" in swap["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
-
-
-@asynccontextmanager
-async def running_app(
-    repo: Path, batcher_factory: BatcherFactory | None = None, **settings: Any
-) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The app with its lifespan run and models loaded, and an in-process async client."""
-    app = create_app(Settings(model_repository=repo, default_model="tiny-a", device="cpu", **settings), batcher_factory)
-    async with app.router.lifespan_context(app):
-        await app.state.loading
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-            yield app, http
 
 
 async def _decode_concurrently(http: httpx.AsyncClient, n: int) -> list[httpx.Response]:
