@@ -15,12 +15,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import logs
+from service import logs, openapi
 from service.batching import BatcherFactory, DynamicBatcher, QueueFullError
+from service.errors import code_for, validation_detail
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 from service.middleware import AccessMiddleware, LimitsMiddleware
-from service.routes import admin, inference, models, ops, page
+from service.routes import admin, docs, inference, models, ops, page
 from service.runtime import Registry, StartupError, attach_batchers, choose_providers, discover, load_repository
 from service.settings import Settings, get_settings
 
@@ -83,15 +84,6 @@ def _reload_on_sighup(app: FastAPI) -> None:
         log.debug("SIGHUP reload not available here")
 
 
-def _validation_detail(exc: RequestValidationError) -> str:
-    """One readable sentence per problem: 'body.z1[0][2]: Input should be a finite number'."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error.get("loc", ()))
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts) or "invalid request"
-
-
 def own_batcher(settings: Settings) -> BatcherFactory:
     """The plain service's batcher; TWOCODE_BATCHING=serve is refused outside Ray Serve."""
     if settings.batching != "app":
@@ -114,6 +106,11 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
         description="Encode images into a complementary code z1 and a specified code z2, decode codes into "
         "images, and swap specified factors between images.",
         lifespan=lifespan,
+        # Operation ids are the route functions' names (encode, swap, list_models, ...): generated
+        # clients get methods a person would have named, not 'encode_encode_post'.
+        generate_unique_id_function=lambda route: route.name,
+        docs_url=None,  # /docs and /redoc come from service.routes.docs, without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
@@ -126,31 +123,37 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
     app.include_router(ops.router)
     app.include_router(page.router)
     app.include_router(admin.router)
+    docs.mount(app)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
+    openapi.customize(app, settings)
 
     @app.exception_handler(RequestValidationError)
-    async def on_validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _validation_detail(exc)}, status_code=422)
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """What to send instead, in the API's words: never pydantic's internal paths."""
+        content_type = request.headers.get("content-type", "")
+        status, detail, code = validation_detail(exc.errors(), request.url.path, content_type)
+        return JSONResponse({"detail": detail, "code": code}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
+        body = {"detail": detail, "code": code_for(exc.status_code, exc)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         """Log the traceback; answer without one (no stack traces or paths leave the process)."""
         request_id = request.scope.get("state", {}).get("request_id", "-")
         log.exception("unhandled error", extra={"request_id": request_id})
-        return JSONResponse(
-            {"detail": f"internal error; quote request id {request_id} to the operator"}, status_code=500
-        )
+        detail = f"internal error; quote request id {request_id} to the operator"
+        return JSONResponse({"detail": detail, "code": "internal_error"}, status_code=500)
 
     @app.exception_handler(QueueFullError)
     async def on_queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
         metrics.rejected.inc("queue_full")
+        detail = f"the inference queue is full ({exc}); retry after the time in Retry-After"
         return JSONResponse(
-            {"detail": f"the inference queue is full ({exc}); retry after the time in Retry-After"},
+            {"detail": detail, "code": "queue_full"},
             status_code=503,
             headers={"Retry-After": str(settings.retry_after_s)},
         )

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, Query, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from service.errors import ApiError
 from service.runtime import LoadedModel, Registry
 from service.settings import Settings
 
@@ -39,17 +41,25 @@ def key_is_valid(given: str, keys: list[str]) -> bool:
     return matched
 
 
-async def require_api_key(request: Request, settings: SettingsDep) -> None:
-    """With keys configured, accept ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
+# Declared as security schemes, so the OpenAPI document and /docs ("Authorize") offer both ways.
+_KEY_HELP = "needed only where the operator configured API keys (TWOCODE_API_KEYS)"
+api_key_header = APIKeyHeader(name="X-API-Key", scheme_name="ApiKey", description=_KEY_HELP, auto_error=False)
+bearer = HTTPBearer(scheme_name="Bearer", description=f"the API key as a bearer token; {_KEY_HELP}", auto_error=False)
+
+
+async def require_api_key(
+    settings: SettingsDep,
+    header_key: Annotated[str | None, Security(api_key_header)] = None,
+    bearer_key: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
+) -> None:
+    """With keys configured, accept ``X-API-Key: KEY`` or ``Authorization: Bearer KEY``."""
     if not settings.api_keys:
         return
-    given = request.headers.get("x-api-key", "")
-    auth = request.headers.get("authorization", "")
-    if not given and auth.lower().startswith("bearer "):
-        given = auth[7:].strip()
+    given = header_key or (bearer_key.credentials.strip() if bearer_key else "")
     if not given or not key_is_valid(given, settings.api_keys):
-        raise HTTPException(
+        raise ApiError(
             401,
+            "unauthorized",
             "missing or wrong API key: send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
             headers={"WWW-Authenticate": "Bearer"},
         )
@@ -63,12 +73,12 @@ async def get_model(
     ] = None,
 ) -> LoadedModel:
     if not registry.ready:
-        raise HTTPException(503, "models are still loading; retry shortly", headers={"Retry-After": "1"})
+        raise ApiError(503, "loading", "models are still loading; retry shortly", headers={"Retry-After": "1"})
     name = model or settings.default_model
     found = registry.models.get(name)
     if found is None:
         known = ", ".join(registry.names()) or "none"
-        raise HTTPException(404, f"unknown model {name!r}; known models: {known}")
+        raise ApiError(404, "unknown_model", f"unknown model {name!r}; known models: {known}")
     return found
 
 

@@ -14,13 +14,13 @@ and never a slot that a complete request needs.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.errors import error_body
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics
 
@@ -29,8 +29,10 @@ log = logging.getLogger("service.access")
 INFERENCE_PATHS = frozenset({"/encode", "/decode", "/swap"})
 
 
-async def send_error(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
+async def send_error(
+    send: Send, status: int, detail: str, headers: dict[str, str] | None = None, code: str | None = None
+) -> None:
+    body = error_body(status, detail, code)
     raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
@@ -81,18 +83,23 @@ class LimitsMiddleware:
         if inference and self.lifecycle.draining:
             self.metrics.rejected.inc("draining")
             await send_error(
-                send, 503, "the service is shutting down; retry on another instance", {"Retry-After": self.retry_after}
+                send,
+                503,
+                "the service is shutting down; retry on another instance",
+                {"Retry-After": self.retry_after},
+                "draining",
             )
             return
         received = 0
         started = complete = counted = False
-        refusal: tuple[int, str, dict[str, str]] | None = None
+        refusal: tuple[int, str, dict[str, str], str] | None = None
         deadline = asyncio.get_running_loop().time() + self.body_timeout_s
 
-        def refuse(reason: str, status: int, detail: str, headers: dict[str, str] | None = None) -> _Refused:
+        def refuse(reason: str, code: str, status: int, detail: str, headers: dict[str, str] | None = None) -> _Refused:
+            """Count the refusal under ``reason`` and keep the answer (status, detail, headers, error code)."""
             nonlocal refusal
             self.metrics.rejected.inc(reason)
-            refusal = (status, detail, headers or {})
+            refusal = (status, detail, headers or {}, code)
             return _Refused(detail)
 
         async def limited_receive() -> Message:
@@ -105,6 +112,7 @@ class LimitsMiddleware:
             except TimeoutError:
                 raise refuse(
                     "body_timeout",
+                    "body_timeout",
                     408,
                     f"the request body did not arrive within {self.body_timeout_s:g} s ({received} bytes came); "
                     "send it in one go, or retry on a faster link",
@@ -113,12 +121,14 @@ class LimitsMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise refuse("body_too_large", 413, f"request body is over the limit of {self.max_body} bytes")
+                    detail = f"request body is over the limit of {self.max_body} bytes"
+                    raise refuse("body_too_large", "too_large", 413, detail)
                 complete = not message.get("more_body", False)
                 if complete and inference:  # capacity is taken here, with the body in hand
                     if self.in_flight >= self.max_concurrency:
                         raise refuse(
                             "concurrency",
+                            "overloaded",
                             503,
                             f"the service is at its limit of {self.max_concurrency} concurrent "
                             "requests; retry after the time in Retry-After",

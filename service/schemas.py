@@ -7,19 +7,24 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-CodeRows = list[list[FiniteFloat]] | list[FiniteFloat]
+CodeRow = Annotated[list[FiniteFloat], Field(min_length=1)]
+CodeRows = Annotated[list[CodeRow], Field(min_length=1)] | CodeRow
 
 
 class ErrorResponse(BaseModel):
-    """Every error: what is wrong and what to do about it."""
+    """Every error: what is wrong and what to do about it, and a stable code for programs."""
 
-    detail: str
+    detail: str = Field(description="what is wrong and what to send instead, for people (wording may change)")
+    code: str = Field(description="a stable machine-readable name: see the error codes in docs/api.md")
 
 
 class DecodeRequest(BaseModel):
     """Codes to decode: equal numbers of rows; a flat vector is one row."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"z1": [[0.0] * 4], "z2": [[0.0] * 4]}]})
+    # The shipped models' codes have 16 numbers each; zeros are the prior's mean.
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"z1": [[0.0] * 16], "z2": [[0.0] * 16]}]}
+    )
 
     z1: CodeRows = Field(description="complementary codes, [rows][z1_dim]")
     z2: CodeRows = Field(description="specified codes, [rows][z2_dim]")

@@ -13,7 +13,7 @@ from service.runtime import reload_repository
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
 
 
-@router.post("/reload", responses={401: ERRORS[401], 503: ERRORS[503]})
+@router.post("/reload", responses={401: ERRORS[401], 503: ERRORS[503]}, summary="Reload the model repository")
 async def reload(request: Request) -> dict[str, Any]:
     """Load new or changed model folders (a broken new version leaves the old one serving), drop removed ones."""
     return await reload_models(request.app)

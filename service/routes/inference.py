@@ -8,10 +8,13 @@ import numpy as np
 from fastapi import APIRouter, Depends, File, HTTPException, Query, Request, Response, UploadFile
 
 from service.deps import ModelDep, SettingsDep, require_api_key
+from service.errors import ApiError
 from service.images import ImageError, encode_images, to_base64_png, to_inputs, to_png
 from service.runtime import LoadedModel
 from service.schemas import DecodeRequest, EncodeResponse, ErrorResponse, ImagesResponse, SwapResponse
 from service.settings import Settings
+
+IMAGE_ERROR_CODES = {400: "invalid_image", 413: "too_large", 415: "unsupported_media_type"}
 
 router = APIRouter(tags=["inference"], dependencies=[Depends(require_api_key)])
 
@@ -30,13 +33,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _image_or_json(model_class: type, description: str) -> dict[int | str, dict[str, Any]]:
+    """A PNG, or ``model_class`` as JSON: "model" makes FastAPI define the schema the JSON refers to."""
     return {
         200: {
+            "model": model_class,
             "description": description,
-            "content": {
-                "image/png": {"schema": {"type": "string", "format": "binary"}},
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model_class.__name__}"}},
-            },
+            "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
         },
         **ERRORS,
     }
@@ -70,7 +72,7 @@ async def _read_images(files: list[UploadFile], field: str, model: LoadedModel, 
     try:
         return await to_inputs(payloads, labels, model.manifest.preprocessing, settings.max_image_pixels)
     except ImageError as exc:
-        raise HTTPException(exc.status, str(exc)) from exc
+        raise ApiError(exc.status, IMAGE_ERROR_CODES[exc.status], str(exc)) from exc
 
 
 def _rows(values: list[list[float]] | list[float], name: str, dim: int) -> np.ndarray:
@@ -98,11 +100,13 @@ async def _png_or_json(
     return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
 
 
-@router.post("/encode", response_model=EncodeResponse, responses=ERRORS, summary="images -> codes")
+@router.post("/encode", response_model=EncodeResponse, responses=ERRORS, summary="Encode images into codes")
 async def encode(
     model: ModelDep,
     settings: SettingsDep,
-    image: Annotated[list[UploadFile], File(description="one or more images (PNG, JPEG, WebP, BMP, GIF)")],
+    image: Annotated[
+        list[UploadFile], File(min_length=1, description="one or more images (PNG, JPEG, WebP, BMP, GIF)")
+    ],
     sample: Annotated[bool, Query(description="also draw z ~ q(z|x)")] = False,
 ) -> EncodeResponse:
     """The codes (posterior means) of each uploaded image, in upload order."""
@@ -121,7 +125,7 @@ async def encode(
     "/decode",
     responses=_image_or_json(ImagesResponse, "one image as PNG, or JSON for several"),
     response_class=Response,
-    summary="codes -> images",
+    summary="Decode codes into images",
 )
 async def decode(
     model: ModelDep, settings: SettingsDep, request: Request, body: DecodeRequest, size: SizeQuery = None
@@ -142,14 +146,16 @@ async def decode(
     "/swap",
     responses=_image_or_json(SwapResponse, "the swap as PNG, or JSON for several pairs"),
     response_class=Response,
-    summary="G(z1(z1_image), z2(z2_image))",
+    summary="Swap the specified factors between images",
 )
 async def swap(
     model: ModelDep,
     settings: SettingsDep,
     request: Request,
-    z1_image: Annotated[list[UploadFile], File(description="images that keep their complementary factors")],
-    z2_image: Annotated[list[UploadFile], File(description="images that give their specified factors")],
+    z1_image: Annotated[
+        list[UploadFile], File(min_length=1, description="images that keep their complementary factors")
+    ],
+    z2_image: Annotated[list[UploadFile], File(min_length=1, description="images that give their specified factors")],
     size: SizeQuery = None,
 ) -> Response:
     """Redraw each z1_image with the specified factors of the z2_image at the same position."""

@@ -7,18 +7,24 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from service.deps import RegistryDep, SettingsDep, require_api_key
 from service.metrics import Metrics
+from service.routes.inference import ERRORS
 from service.schemas import Health
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, summary="Liveness: the process answers")
 async def healthz() -> Health:
     """200 while the process is alive (no model needed)."""
     return Health(status="alive")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health, "description": "not ready yet"}})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "not ready: the reason says why"}},
+    summary="Readiness: the models serve",
+)
 async def readyz(registry: RegistryDep, settings: SettingsDep, request: Request) -> JSONResponse:
     """200 once the models are loaded and warm and the default model serves (on the GPU when device=cuda).
 
@@ -41,7 +47,8 @@ async def readyz(registry: RegistryDep, settings: SettingsDep, request: Request)
     "/metrics",
     response_class=PlainTextResponse,
     dependencies=[Depends(require_api_key)],
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, 401: ERRORS[401]},
+    summary="Prometheus metrics",
 )
 async def metrics(request: Request) -> PlainTextResponse:
     """Prometheus text format."""

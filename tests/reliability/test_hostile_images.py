@@ -99,7 +99,7 @@ def test_thousands_of_parts_are_refused(client: TestClient) -> None:
 def test_base64_json_where_multipart_is_expected(client: TestClient) -> None:
     body = {"image": base64.b64encode(png_bytes(0)).decode()}
     r = client.post("/swap", json=body)
-    assert r.status_code == 422 and "z1_image" in r.json()["detail"]
+    assert r.status_code == 415 and "z1_image" in r.json()["detail"] and "multipart/form-data" in r.json()["detail"]
 
 
 def test_memory_stays_bounded_over_the_corpus(client: TestClient) -> None:

@@ -101,7 +101,7 @@ def test_nan_and_infinity_are_422(client: TestClient) -> None:
         body = '{"z1": [[0, 0, 0, ' + bad + ']], "z2": [[0, 0, 0]]}'
         r = client.post("/decode", content=body, headers={"content-type": "application/json"})
         assert r.status_code == 422, r.text
-        assert "z1" in r.json()["detail"]
+        assert r.json()["detail"] == "z1[0][3] is NaN or infinite; codes must be finite numbers", r.text
 
 
 def test_missing_fields_are_422_with_a_string_detail(client: TestClient) -> None:
@@ -145,6 +145,41 @@ def test_api_keys_guard_everything_but_health(repo: Path) -> None:
         assert ok.status_code == 200
 
 
-def test_json_body_where_multipart_is_expected_is_422(client: TestClient) -> None:
-    r = client.post("/encode", json={"image": "aGVsbG8="})
-    assert r.status_code == 422 and "image" in r.json()["detail"]
+def test_json_or_raw_png_where_multipart_is_expected_says_how_to_send_images(client: TestClient) -> None:
+    for r in (
+        client.post("/encode", json={"image": "aGVsbG8="}),
+        client.post("/encode", content=png_bytes(0), headers={"Content-Type": "image/png"}),
+    ):
+        body = r.json()
+        assert r.status_code == 415 and body["code"] == "unsupported_media_type"
+        assert "multipart/form-data" in body["detail"] and "-F image=@" in body["detail"]
+        assert "body.image" not in body["detail"] and "Field required" not in body["detail"]
+    swap = client.post("/swap", json={}).json()["detail"]
+    assert "'z1_image' and 'z2_image'" in swap and "-F z1_image=@digit.png -F z2_image=@digit.png" in swap
+
+
+def test_a_missing_file_field_is_named(client: TestClient) -> None:
+    r = client.post("/swap", files=_one("z1_image", png_bytes(0)))
+    assert r.status_code == 422 and r.json()["code"] == "invalid_request"
+    assert r.json()["detail"] == "no file field 'z2_image': send each image as a multipart file field named 'z2_image'"
+
+
+def test_model_in_a_json_body_points_to_the_query_parameter(client: TestClient) -> None:
+    r = client.post("/decode", json={"z1": [0.0] * 4, "z2": [0.0] * 3, "model": "tiny-b"})
+    assert r.status_code == 422 and "?model=NAME" in r.json()["detail"]
+    assert "Extra inputs" not in r.json()["detail"]
+
+
+def test_every_error_carries_a_listed_code(client: TestClient) -> None:
+    from service.errors import CODES
+
+    answers = {
+        "unknown_model": client.post("/encode?model=nope", files=_one("image", png_bytes(0))),
+        "invalid_image": client.post("/encode", files=_one("image", b"not an image")),
+        "not_found": client.get("/no-such-route"),
+        "method_not_allowed": client.get("/encode"),
+        "invalid_request": client.post("/decode", json={"z1": [0.0] * 4}),
+        "unknown_example": client.get("/models/tiny-a/examples/nope.png"),
+    }
+    for code, r in answers.items():
+        assert r.json()["code"] == code and code in CODES, (code, r.status_code, r.text)
