@@ -88,7 +88,7 @@ def batch_histogram(metrics_text: str, network: str = "encoder") -> dict[str, fl
     for line in metrics_text.splitlines():
         if line.startswith("twocode_batch_size_bucket") and f'network="{network}"' in line:
             le = line.split('le="', 1)[1].split('"', 1)[0]
-            out[le] = float(line.rsplit(" ", 1)[1])
+            out[le.removesuffix(".0")] = float(line.rsplit(" ", 1)[1])  # prometheus_client writes 1.0
     return out
 
 

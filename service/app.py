@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,7 +20,7 @@ from service import logs, openapi
 from service.batching import BatcherFactory, DynamicBatcher, QueueFullError
 from service.errors import code_for, validation_detail
 from service.lifecycle import Lifecycle
-from service.metrics import Metrics
+from service.metrics import Metrics, mark_dead
 from service.middleware import AccessMiddleware, LimitsMiddleware
 from service.routes import admin, docs, inference, models, ops, page
 from service.runtime import Registry, StartupError, attach_batchers, choose_providers, discover, load_repository
@@ -67,6 +68,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for model in app.state.registry.models.values():
             for batcher in model.batchers.values():
                 await batcher.stop()
+        mark_dead(os.getpid())  # a worker's live gauges leave the sum with it
 
 
 def _reload_on_sighup(app: FastAPI) -> None:
@@ -150,7 +152,7 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
 
     @app.exception_handler(QueueFullError)
     async def on_queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
-        metrics.rejected.inc("queue_full")
+        metrics.rejected.labels("queue_full").inc()
         detail = f"the inference queue is full ({exc}); retry after the time in Retry-After"
         return JSONResponse(
             {"detail": detail, "code": "queue_full"},

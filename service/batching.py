@@ -58,9 +58,9 @@ class BatchSpec:
     def observe(self, metrics: Metrics, enqueued: list[float], started: float, rows: int) -> None:
         """One finished run: each block's wait, the rows run together, the run's time."""
         for at in enqueued:
-            metrics.queue_time.observe(started - at, self.model, self.network)
-        metrics.batch_size.observe(rows, self.model, self.network)
-        metrics.inference_time.observe(time.perf_counter() - started, self.model, self.network)
+            metrics.queue_time.labels(self.model, self.network).observe(started - at)
+        metrics.batch_size.labels(self.model, self.network).observe(rows)
+        metrics.inference_time.labels(self.model, self.network).observe(time.perf_counter() - started)
 
 
 def join(parts: list[Arrays]) -> Arrays:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import time
+from typing import Any
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# Record attributes that are not the caller's extra fields (uvicorn adds a terminal-coloured copy).
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -30,11 +33,28 @@ class PlainFormatter(logging.Formatter):
         return f"{line} [request {request_id}]" if request_id else line
 
 
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# uvicorn's own loggers, which write through our handler. Its access logger stays silent: the
+# service's access middleware writes the one line per request (with request id, status, route).
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error")
+
+
+def uvicorn_log_config(level: str, as_json: bool) -> dict[str, Any]:
+    """The ``logging.dictConfig`` that uvicorn applies in every worker: one format for every line."""
+    formatter = {"()": JsonFormatter} if as_json else {"()": PlainFormatter, "format": PLAIN_FORMAT}
+    handler = {"class": "logging.StreamHandler", "formatter": "service", "stream": "ext://sys.stderr"}
+    loggers = {name: {"handlers": ["service"], "level": level.upper(), "propagate": False} for name in UVICORN_LOGGERS}
+    loggers["uvicorn.access"] = {"handlers": [], "level": "CRITICAL", "propagate": False}
+    loggers["service"] = {"handlers": ["service"], "level": level.upper(), "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"service": formatter},
+        "handlers": {"service": handler},
+        "loggers": loggers,
+    }
+
+
 def configure(level: str, as_json: bool) -> None:
-    handler = logging.StreamHandler()
-    fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    handler.setFormatter(JsonFormatter() if as_json else PlainFormatter(fmt))
-    root = logging.getLogger("service")
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
+    """The service's loggers, and uvicorn's where it runs us (they share one handler and format)."""
+    logging.config.dictConfig(uvicorn_log_config(level, as_json))

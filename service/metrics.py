@@ -1,158 +1,122 @@
-"""A small Prometheus registry: counters, gauges and histograms in the text exposition format.
+"""Prometheus metrics with prometheus_client, correct with one worker or several.
 
-Written here rather than pulled in as a dependency to keep the serving image
-light; it covers exactly what /metrics exposes. Thread-safe, since batches
-finish on executor threads.
+With several uvicorn workers each process counts its own requests; a scrape
+reaches one worker at a time, so per-process counters would read 6 on one
+scrape and 4 on the next for the same ten requests. In multiprocess mode
+(``PROMETHEUS_MULTIPROC_DIR`` set, as ``python -m service`` does for
+``TWOCODE_WORKERS`` > 1) every worker writes its values to files in that
+folder and /metrics sums them across workers. With one worker the registry is
+the process's own, with the process metrics (CPU, memory, open files) beside.
 """
 
 from __future__ import annotations
 
-import math
-import threading
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Iterable
 
-LabelValues = tuple[str, ...]
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+    multiprocess,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+__all__ = ["CONTENT_TYPE", "Metrics", "multiprocess_dir"]
+
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: the exposition stays what it was before this library
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(names: Sequence[str], values: LabelValues, extra: str = "") -> str:
-    parts = [f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def _num(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-class _Metric:
-    kind = ""
-
-    def __init__(self, name: str, help_text: str, label_names: Sequence[str] = ()) -> None:
-        self.name, self.help, self.label_names = name, help_text, tuple(label_names)
-        self._lock = threading.Lock()
-
-    def header(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-
-    def render(self) -> list[str]:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class Counter(_Metric):
-    kind = "counter"
-
-    def __init__(self, name: str, help_text: str, label_names: Sequence[str] = ()) -> None:
-        super().__init__(name, help_text, label_names)
-        self._values: dict[LabelValues, float] = {}
-
-    def inc(self, *labels: str, amount: float = 1.0) -> None:
-        with self._lock:
-            self._values[labels] = self._values.get(labels, 0.0) + amount
-
-    def value(self, *labels: str) -> float:
-        return self._values.get(labels, 0.0)
-
-    def render(self) -> list[str]:
-        with self._lock:
-            items = sorted(self._values.items())
-        return [f"{self.name}{_labels(self.label_names, k)} {_num(v)}" for k, v in items]
-
-
-class Gauge(Counter):
-    kind = "gauge"
-
-    def set(self, *labels: str, value: float) -> None:
-        with self._lock:
-            self._values[labels] = value
-
-
-class Histogram(_Metric):
-    kind = "histogram"
-
-    def __init__(
-        self, name: str, help_text: str, label_names: Sequence[str] = (), buckets: Iterable[float] = LATENCY_BUCKETS
-    ) -> None:
-        super().__init__(name, help_text, label_names)
-        self.buckets = tuple(sorted(buckets))
-        self._counts: dict[LabelValues, list[int]] = {}
-        self._sums: dict[LabelValues, float] = {}
-
-    def observe(self, value: float, *labels: str) -> None:
-        with self._lock:
-            counts = self._counts.setdefault(labels, [0] * (len(self.buckets) + 1))
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    counts[i] += 1
-            counts[-1] += 1
-            self._sums[labels] = self._sums.get(labels, 0.0) + value
-
-    def count(self, *labels: str) -> int:
-        counts = self._counts.get(labels)
-        return counts[-1] if counts else 0
-
-    def total(self, *labels: str) -> float:
-        return self._sums.get(labels, 0.0)
-
-    def render(self) -> list[str]:
-        lines: list[str] = []
-        with self._lock:
-            items = sorted((k, list(v), self._sums[k]) for k, v in self._counts.items())
-        for key, counts, total in items:
-            for bound, c in zip((*self.buckets, math.inf), counts, strict=True):
-                le = 'le="' + _num(bound) + '"'
-                lines.append(f"{self.name}_bucket{_labels(self.label_names, key, le)} {c}")
-            lines.append(f"{self.name}_sum{_labels(self.label_names, key)} {_num(total)}")
-            lines.append(f"{self.name}_count{_labels(self.label_names, key)} {counts[-1]}")
-        return lines
+def multiprocess_dir() -> str | None:
+    """The folder shared by the workers, when this process is one of several."""
+    return os.environ.get(MULTIPROCESS_ENV) or None
 
 
 class Metrics:
-    """Every metric the service exposes."""
+    """Every metric the service exposes, in a registry of its own (several apps may live in one test process)."""
 
     def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess = multiprocess_dir() is not None
+        if not self.multiprocess:
+            ProcessCollector(registry=self.registry)
+        on = self.registry
         self.requests = Counter(
-            "twocode_requests_total", "HTTP requests by route, method and status", ("route", "method", "status")
+            "twocode_requests", "HTTP requests by route, method and status", ("route", "method", "status"), registry=on
         )
-        self.latency = Histogram("twocode_request_duration_seconds", "HTTP request latency", ("route",))
+        self.latency = Histogram(
+            "twocode_request_duration_seconds", "HTTP request latency", ("route",), buckets=LATENCY_BUCKETS, registry=on
+        )
         self.batch_size = Histogram(
-            "twocode_batch_size", "rows per ONNX Runtime run", ("model", "network"), BATCH_BUCKETS
+            "twocode_batch_size", "rows per ONNX Runtime run", ("model", "network"), buckets=BATCH_BUCKETS, registry=on
         )
         self.queue_time = Histogram(
-            "twocode_queue_seconds", "time rows waited before their batch ran", ("model", "network")
+            "twocode_queue_seconds",
+            "time rows waited before their batch ran",
+            ("model", "network"),
+            buckets=LATENCY_BUCKETS,
+            registry=on,
         )
         self.inference_time = Histogram(
-            "twocode_inference_seconds", "ONNX Runtime run time per batch", ("model", "network")
+            "twocode_inference_seconds",
+            "ONNX Runtime run time per batch",
+            ("model", "network"),
+            buckets=LATENCY_BUCKETS,
+            registry=on,
         )
-        self.rejected = Counter("twocode_rejected_total", "requests refused because a bound was reached", ("reason",))
-        self.in_flight = Gauge("twocode_requests_in_flight", "inference requests being served")
-        self.models_loaded = Gauge("twocode_models_loaded", "models loaded and serving")
-        self.model_info = Gauge("twocode_model_info", "loaded models (value 1)", ("model", "version", "provider"))
+        self.rejected = Counter(
+            "twocode_rejected", "requests refused because a bound was reached", ("reason",), registry=on
+        )
+        # Across workers: requests in flight add up; every worker loads the same models.
+        self.in_flight = Gauge(
+            "twocode_requests_in_flight", "inference requests being served", multiprocess_mode="livesum", registry=on
+        )
+        self.models_loaded = Gauge(
+            "twocode_models_loaded", "models loaded and serving", multiprocess_mode="livemax", registry=on
+        )
+        self.model_info = Gauge(
+            "twocode_model_info",
+            "loaded models (value 1; 0 once replaced or removed)",
+            ("model", "version", "provider"),
+            multiprocess_mode="livemax",
+            registry=on,
+        )
+        self._models: set[tuple[str, str, str]] = set()
 
-    def all(self) -> list[_Metric]:
-        return [
-            self.requests,
-            self.latency,
-            self.batch_size,
-            self.queue_time,
-            self.inference_time,
-            self.rejected,
-            self.in_flight,
-            self.models_loaded,
-            self.model_info,
-        ]
+    def set_models(self, loaded: Iterable[tuple[str, str, str]]) -> None:
+        """Gauges follow what is loaded: a replaced version drops to 0 (and out of this process's registry)."""
+        current = set(loaded)
+        for stale in self._models - current:
+            self.model_info.labels(*stale).set(0)
+            if not self.multiprocess:
+                self.model_info.remove(*stale)
+        for labels in current:
+            self.model_info.labels(*labels).set(1)
+        self._models = current
+        self.models_loaded.set(len(current))
 
-    def render(self) -> str:
-        lines: list[str] = []
-        for metric in self.all():
-            lines += metric.header() + metric.render()
-        return "\n".join(lines) + "\n"
+    def in_flight_now(self) -> float:
+        """This process's inference requests in flight (for tests and the drain)."""
+        return float(self.in_flight._value.get())  # prometheus_client exposes no getter
+
+    def render(self) -> bytes:
+        """The exposition text: this process's values, or the sum over every worker in multiprocess mode."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+
+def mark_dead(pid: int) -> None:
+    """Drop a finished worker's live gauges (its counters stay: they counted real requests)."""
+    if multiprocess_dir() is not None:
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

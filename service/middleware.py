@@ -71,7 +71,7 @@ class LimitsMiddleware:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            self.metrics.rejected.inc("body_too_large")
+            self.metrics.rejected.labels("body_too_large").inc()
             await send_error(
                 send,
                 413,
@@ -81,7 +81,7 @@ class LimitsMiddleware:
             return
         inference = route_path(scope) in INFERENCE_PATHS
         if inference and self.lifecycle.draining:
-            self.metrics.rejected.inc("draining")
+            self.metrics.rejected.labels("draining").inc()
             await send_error(
                 send,
                 503,
@@ -98,7 +98,7 @@ class LimitsMiddleware:
         def refuse(reason: str, code: str, status: int, detail: str, headers: dict[str, str] | None = None) -> _Refused:
             """Count the refusal under ``reason`` and keep the answer (status, detail, headers, error code)."""
             nonlocal refusal
-            self.metrics.rejected.inc(reason)
+            self.metrics.rejected.labels(reason).inc()
             refusal = (status, detail, headers or {}, code)
             return _Refused(detail)
 
@@ -162,7 +162,7 @@ class LimitsMiddleware:
 
     def _count(self, step: int) -> None:
         self.in_flight += step
-        self.metrics.in_flight.set(value=self.in_flight)
+        self.metrics.in_flight.set(self.in_flight)
 
 
 class AccessMiddleware:
@@ -195,8 +195,8 @@ class AccessMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route = _route_label(scope)
-            self.metrics.requests.inc(route, scope["method"], str(status))
-            self.metrics.latency.observe(elapsed, route)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
             log.info(
                 "%s %s -> %d in %.1f ms",
                 scope["method"],

@@ -203,9 +203,7 @@ def load_repository(settings: Settings, metrics: Metrics) -> Registry:
 
 
 def _update_gauges(registry: Registry, metrics: Metrics) -> None:
-    metrics.models_loaded.set(value=len(registry.models))
-    for model in registry.models.values():
-        metrics.model_info.set(model.name, model.manifest.version, model.provider, value=1)
+    metrics.set_models((m.name, m.manifest.version, m.provider) for m in registry.models.values())
 
 
 def start_batchers(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from service.deps import RegistryDep, SettingsDep, require_api_key
-from service.metrics import Metrics
+from service.metrics import CONTENT_TYPE, Metrics
 from service.routes.inference import ERRORS
 from service.schemas import Health
 
@@ -50,7 +52,7 @@ async def readyz(registry: RegistryDep, settings: SettingsDep, request: Request)
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, 401: ERRORS[401]},
     summary="Prometheus metrics",
 )
-async def metrics(request: Request) -> PlainTextResponse:
-    """Prometheus text format."""
+async def metrics(request: Request) -> Response:
+    """Prometheus text format; with several workers, the sum over all of them."""
     registry: Metrics = request.app.state.metrics
-    return PlainTextResponse(registry.render(), media_type="text/plain; version=0.0.4")
+    return Response(await asyncio.to_thread(registry.render), media_type=CONTENT_TYPE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -96,3 +97,26 @@ async def running_app(
         await app.state.loading
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
             yield app, http
+
+
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$")
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Parse Prometheus text strictly: every line a comment or a valid sample, values numeric.
+
+    Keys are ``name{label="value",...}`` with the labels sorted by name, whatever order the
+    exposition used.
+    """
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("# HELP ") or line.startswith("# TYPE "):
+            continue
+        match = SAMPLE.match(line)
+        assert match, f"bad metrics line: {line!r}"
+        name, labels, value = match.group(1), match.group(3), match.group(4)
+        pairs = sorted(LABEL.findall(labels or ""))
+        key = name + ("{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}" if pairs else "")
+        samples[key] = float("inf") if value == "+Inf" else float(value)
+    return samples

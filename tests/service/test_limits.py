@@ -55,7 +55,7 @@ def test_capacity_is_taken_only_once_the_body_has_arrived(repo: Path) -> None:
             await asyncio.sleep(0.2)
             first = await http.post("/decode", json=CODES)  # the slow upload holds no capacity
             held = asyncio.create_task(http.post("/decode", json=CODES))  # in flight for the 1.5 s window
-            while app.state.metrics.in_flight.value() < 1:
+            while app.state.metrics.in_flight_now() < 1:
                 await asyncio.sleep(0.01)
             refused = await http.post("/decode", json=CODES)
             held_status = (await held).status_code

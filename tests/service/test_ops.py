@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from pathlib import Path
 
 import httpx
@@ -10,23 +9,8 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import make_client, running_app, wait_ready
+from tests.service.conftest import make_client, parse_metrics, running_app, wait_ready
 from tests.service.images import png_bytes
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$')
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Parse Prometheus text strictly: every line a comment or a valid sample, values numeric."""
-    samples: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("# HELP ") or line.startswith("# TYPE "):
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"bad metrics line: {line!r}"
-        value = match.group(4)
-        samples[line.rsplit(" ", 1)[0]] = float("inf") if value == "+Inf" else float(value)
-    return samples
 
 
 def test_healthz_answers_without_models(repo: Path) -> None:
@@ -80,12 +64,13 @@ def test_metrics_text_parses_and_counts_requests(client: TestClient) -> None:
     client.post("/decode", json={"z1": [0] * 4, "z2": [0] * 3})
     client.post("/encode?model=nope", files=[("image", ("a.png", png_bytes(0), "image/png"))])
     samples = parse_metrics(client.get("/metrics").text)
-    assert samples['twocode_requests_total{route="/encode",method="POST",status="200"}'] == 1
-    assert samples['twocode_requests_total{route="/encode",method="POST",status="404"}'] == 1
+    assert samples['twocode_requests_total{method="POST",route="/encode",status="200"}'] == 1
+    assert samples['twocode_requests_total{method="POST",route="/encode",status="404"}'] == 1
     assert samples['twocode_batch_size_count{model="tiny-a",network="encoder"}'] >= 1
     assert samples['twocode_inference_seconds_count{model="tiny-a",network="decoder"}'] >= 1
     assert samples["twocode_models_loaded"] == 2
-    assert 'twocode_request_duration_seconds_bucket{route="/decode",le="+Inf"}' in samples
+    assert 'twocode_request_duration_seconds_bucket{le="+Inf",route="/decode"}' in samples
+    assert samples["process_resident_memory_bytes"] > 0  # process metrics beside the service's
 
 
 def test_responses_carry_a_request_id(client: TestClient) -> None:

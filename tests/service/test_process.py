@@ -25,7 +25,6 @@ def test_served_process_swaps_and_stops_cleanly_on_sigterm(repo: Path) -> None:
     assert '"request_id"' in output
 
 
-
 def test_serve_batching_outside_ray_is_refused_before_serving(
     repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,8 +23,8 @@ serve = pytest.importorskip("ray.serve", reason="the ray extra is not installed"
 from service.batching import Arrays, BatchSpec, QueueFullError, RunFn  # noqa: E402
 from service.metrics import Metrics  # noqa: E402
 from service.ray_batching import ServeBatcher  # noqa: E402
-from tests.service.conftest import running_app  # noqa: E402
-from tests.service.test_ops import _decode_concurrently, parse_metrics  # noqa: E402
+from tests.service.conftest import parse_metrics, running_app  # noqa: E402
+from tests.service.test_ops import _decode_concurrently  # noqa: E402
 
 pytestmark = pytest.mark.anyio
 
