@@ -2,6 +2,7 @@
 
     L = l_self * L_rec + b1 * KL1 + b2 * KL2 + l_swap * L_swap + l1 * L_mi1 + l2 * L_mi2
         [+ l_adv * L_adv, the optional leakage adversary]
+        [+ l_between1 * L_between1 + l_pair2 * L_pair2, the label-free leakage terms (trainer/leakage.py)]
 
 Every term is computed by its own function, per image (summed over pixels or
 dimensions) and averaged over the batch, and returned by name so the training
@@ -19,6 +20,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from trainer.adversary import LeakageAdversary, adversary_loss
+from trainer.leakage import PairMoments, between_group_penalty, pair_consistency
 from trainer.networks import EncoderOutput, Gaussian, TwoCodeVAE
 
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -45,6 +47,9 @@ class ObjectiveConfig:
     mi_z2_source: Literal["batch", "prior"] = "batch"  # z2 of synthesis: a batch code, or N(0, I)
     mi_scale_free: bool = True  # divide L_mi2 per dim by the batch variance of the z2 targets
     l_adv: float = 0.0  # optional leakage adversary on z1 (trainer/adversary.py); 0 = off
+    l_between1: float = 0.0  # pooled between-group correlation of mu1 over pairs (trainer/leakage.py); 0 = off
+    between_momentum: float = 0.99  # how long the pooled estimate remembers (about 1 / (1 - m) steps)
+    l_pair2: float = 0.0  # z2 holds only what pairs share: variance-scaled ||mu2(x) - mu2(x+)||^2; 0 = off
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -66,6 +71,8 @@ class LossTerms:
     mi1: Tensor
     mi2: Tensor
     adv: Tensor
+    between1: Tensor
+    pair2: Tensor
 
     def as_floats(self) -> dict[str, float]:
         return {f.name: float(getattr(self, f.name).detach()) for f in fields(self)}
@@ -168,13 +175,15 @@ def objective(
     generator: torch.Generator | None = None,
     adversary: LeakageAdversary | None = None,
     classes: Tensor | None = None,
+    moments: PairMoments | None = None,
 ) -> LossTerms:
     """All terms for a batch of pairs (x[i], partner[i]) that share the specified factor.
 
     Both halves of each pair are anchors: x is redrawn from (z1(x), z2(x)) and
     from (z1(x), z2(partner)), and the partner symmetrically. ``classes`` (the
     specified factor's class of x then of partner) feeds the adversary, when
-    there is one and ``l_adv > 0``.
+    there is one and ``l_adv > 0``; ``moments`` pools the between-group estimate
+    over steps when ``l_between1 > 0``.
     """
     images = torch.cat([x, partner])
     codes = model.encode(images)
@@ -194,6 +203,11 @@ def objective(
     adv = zero
     if config.l_adv > 0 and adversary is not None and classes is not None:
         adv = adversary_loss(adversary, codes.z1.mean, classes)
+    between1 = pair2 = zero
+    if config.l_between1 > 0 and moments is not None:
+        between1 = between_group_penalty(codes.z1.mean[:half], codes.z1.mean[half:], moments)
+    if config.l_pair2 > 0:
+        pair2 = pair_consistency(codes.z2.mean[:half], codes.z2.mean[half:])
     b1, b2 = kl_weights(config, step)
     total = (
         config.l_self * rec
@@ -203,5 +217,9 @@ def objective(
         + config.l_mi1 * mi1
         + config.l_mi2 * mi2
         + config.l_adv * adv
+        + config.l_between1 * between1
+        + config.l_pair2 * pair2
     )
-    return LossTerms(total=total, rec=rec, swap=swap, kl1=kl1, kl2=kl2, mi1=mi1, mi2=mi2, adv=adv)
+    return LossTerms(
+        total=total, rec=rec, swap=swap, kl1=kl1, kl2=kl2, mi1=mi1, mi2=mi2, adv=adv, between1=between1, pair2=pair2
+    )

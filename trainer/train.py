@@ -24,6 +24,7 @@ from trainer.adversary import LeakageAdversary
 from trainer.config import TrainConfig
 from trainer.data import PairDataset, training_pairs
 from trainer.data.mnist import DataError
+from trainer.leakage import PairMoments
 from trainer.networks import TwoCodeVAE
 from trainer.objective import LossTerms, ObjectiveConfig, kl_weights, objective
 from trainer.plots import TERMS, loss_curve, swap_grid
@@ -55,6 +56,8 @@ class ObjectiveModule(torch.nn.Module):
     def __init__(self, model: TwoCodeVAE, adversary: LeakageAdversary | None, config: ObjectiveConfig) -> None:
         super().__init__()
         self.model, self.adversary, self.config = model, adversary, config
+        # The pooled between-group estimate (a module of buffers: checkpointed, moved with the model).
+        self.moments = PairMoments(model.config.z1_dim, config.between_momentum)
 
     def forward(
         self,
@@ -64,7 +67,7 @@ class ObjectiveModule(torch.nn.Module):
         noise: torch.Generator,
         classes: torch.Tensor | None,
     ) -> LossTerms:
-        return objective(self.model, x, partner, self.config, step, noise, self.adversary, classes)
+        return objective(self.model, x, partner, self.config, step, noise, self.adversary, classes, self.moments)
 
 
 def build_dataset(config: TrainConfig) -> PairDataset:
@@ -106,12 +109,13 @@ class Trainer:
             params += list(self.adversary.parameters())
         self.optimizer = torch.optim.Adam(params, lr=config.optim.lr)
         self.noise = torch.Generator(device=self.device).manual_seed(self._noise_seed())
-        self.step_module: torch.nn.Module = ObjectiveModule(self.model, self.adversary, config.objective)
+        self.objective_module = ObjectiveModule(self.model, self.adversary, config.objective).to(self.device)
+        self.step_module: torch.nn.Module = self.objective_module
         if self.world.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.step_module = DistributedDataParallel(self.step_module, device_ids=ids)
+            self.step_module = DistributedDataParallel(self.objective_module, device_ids=ids)
         self.state = RunState()
         self.preview = self._preview_images()
 
@@ -132,6 +136,7 @@ class Trainer:
                 "config": self.config.to_dict(),
                 "model": self.model.state_dict(),
                 "adversary": self.adversary.state_dict() if self.adversary else None,
+                "pair_moments": self.objective_module.moments.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "noise_rng": noise_states[0],
                 "noise_rng_per_rank": noise_states,
@@ -145,6 +150,8 @@ class Trainer:
         self.model.load_state_dict(saved["model"])
         if self.adversary is not None:
             self.adversary.load_state_dict(saved["adversary"])
+        if saved.get("pair_moments") is not None:  # checkpoints from before the term have none
+            self.objective_module.moments.load_state_dict(saved["pair_moments"])
         self.optimizer.load_state_dict(saved["optimizer"])
         per_rank = saved.get("noise_rng_per_rank") or [saved["noise_rng"]]
         if len(per_rank) == self.world.size:

@@ -1,0 +1,102 @@
+"""The label-free leakage terms (trainer/leakage.py) on tiny data."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.trainer.helpers import tiny_config
+from trainer.leakage import PairMoments, between_group_penalty, pair_consistency
+from trainer.networks import NetworkConfig, TwoCodeVAE
+from trainer.objective import ObjectiveConfig, objective
+from trainer.train import start_or_resume
+
+# Eight pairs whose halves are uncorrelated in every dimension: four mutually orthogonal, zero-mean
+# columns of a Hadamard matrix, two for each half. No group signal, exactly.
+_H2 = torch.tensor([[1.0, 1.0], [1.0, -1.0]])
+_H8 = torch.kron(torch.kron(_H2, _H2), _H2)
+A, B = _H8[:, 1:3].contiguous(), _H8[:, 3:5].contiguous()
+
+
+def test_between_group_penalty_is_zero_without_group_signal_and_positive_when_codes_copy_the_group() -> None:
+    assert float(between_group_penalty(A, B, PairMoments(2))) == pytest.approx(0.0, abs=1e-12)
+    copied = float(between_group_penalty(A, A.clone(), PairMoments(2)))
+    assert copied == pytest.approx(2.0)  # R = I: each dimension fully shared by the pair
+
+
+def test_pooling_lowers_the_noise_floor_that_one_batch_sits_at() -> None:
+    """Independent halves: per-batch estimates stay near d^2/n; the pooled one falls well below."""
+    generator = torch.Generator().manual_seed(0)
+    moments, single = PairMoments(8, momentum=0.99), []
+    for _ in range(400):
+        a, b = torch.randn(32, 8, generator=generator), torch.randn(32, 8, generator=generator)
+        pooled = float(between_group_penalty(a, b, moments))
+        single.append(float(between_group_penalty(a, b, PairMoments(8, momentum=0.0))))
+    assert sum(single) / len(single) > 1.0  # about d^2 / n = 2
+    assert pooled < 0.2 * sum(single) / len(single)
+
+
+def test_the_gradient_follows_the_pooled_estimate_not_the_batch() -> None:
+    moments = PairMoments(2, momentum=0.9)
+    for _ in range(50):  # a long history of fully shared codes
+        between_group_penalty(A, A.clone(), moments)
+    a = B.clone().requires_grad_(True)
+    value = between_group_penalty(a, A.clone(), moments)  # this batch alone shows no sharing
+    value.backward()
+    assert float(value) > 1.0 and a.grad is not None and float(a.grad.abs().sum()) > 0
+
+
+def test_pair_consistency_is_zero_for_equal_codes_and_positive_otherwise() -> None:
+    assert float(pair_consistency(A, A.clone())) == 0.0
+    assert float(pair_consistency(A, B)) > 0.5
+    shrunk = float(pair_consistency(0.01 * A, 0.01 * B))
+    assert shrunk == pytest.approx(float(pair_consistency(A, B)))  # no escape by shrinking the code
+
+
+TINY = NetworkConfig(channels=3, image_size=8, z1_dim=3, z2_dim=2, width=4, hidden=8)
+
+
+@pytest.mark.parametrize(("term", "code"), [("l_between1", "head1"), ("l_pair2", "head2")])
+def test_gradients_reach_the_encoder_of_their_code_and_not_the_decoder(term: str, code: str) -> None:
+    torch.manual_seed(0)
+    model = TwoCodeVAE(TINY)
+    x, partner = torch.rand(6, 3, 8, 8), torch.rand(6, 3, 8, 8)
+    only = ObjectiveConfig(l_self=0, l_swap=0, b1=0, b2=0, b1_start=-1, b2_start=-1, l_mi1=0, l_mi2=0)
+    config = replace(only, **{term: 1.0})
+    terms = objective(model, x, partner, config, step=0, moments=PairMoments(TINY.z1_dim))
+    terms.total.backward()
+    grads = {
+        name: sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
+        for name, module in {
+            "trunk": model.encoder.trunk,
+            "head1": model.encoder.head1,
+            "head2": model.encoder.head2,
+            "decoder": model.decoder,
+        }.items()
+    }
+    assert grads[code] > 0 and grads["trunk"] > 0 and grads["decoder"] == 0
+    other = "head2" if code == "head1" else "head1"
+    assert grads[other] == 0
+
+
+def test_a_resumed_run_with_the_terms_on_continues_identically(tiny_mnist: Path, tmp_path: Path) -> None:
+    """The pooled moments are part of the checkpoint: stop at 5 steps, resume to 12, same as 12 straight."""
+
+    def config(steps: int) -> object:
+        base = tiny_config(tiny_mnist, max_steps=steps, log_every=1)
+        return replace(base, objective=replace(base.objective, l_between1=5.0, l_pair2=1.0))
+
+    straight = start_or_resume(config(12), tmp_path / "a", resume=False)  # type: ignore[arg-type]
+    straight.run(show_progress=False)
+    start_or_resume(config(5), tmp_path / "b", resume=False).run(show_progress=False)  # type: ignore[arg-type]
+    resumed = start_or_resume(config(12), tmp_path / "b", resume=True)  # type: ignore[arg-type]
+    resumed.run(show_progress=False)
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    rows = [list(csv.DictReader((tmp_path / r / "log.csv").open())) for r in ("a", "b")]
+    assert [r["between1"] for r in rows[0]] == [r["between1"] for r in rows[1]]
+    assert all(float(r["between1"]) > 0 and float(r["pair2"]) > 0 for r in rows[0])

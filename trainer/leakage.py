@@ -1,0 +1,97 @@
+"""Label-free leakage terms: what the pairs alone say about which factor a code holds.
+
+A pair (x, x+) shares only the specified factor. So, over many pairs,
+
+- the cross-covariance Cov(mu1(x), mu1(x+)) is the *between-group* covariance of
+  mu1: zero exactly when every group (every digit, every hue) has the same mean
+  z1, which is when no linear probe reads the group from z1 better than chance;
+- mu2(x) - mu2(x+) is what z2 holds that the pair does not share: zero exactly
+  when z2 holds the shared factor alone.
+
+No labels enter either term, so they work for any grouping (a digit, a hue, a
+folder of a user's images).
+
+A per-batch estimate of the between-group covariance sits at a noise floor of
+about d^2/n (16 x 16 entries from 64 pairs), where a penalty only chases noise.
+``PairMoments`` pools the estimate over steps (an exponential moving average,
+bias-corrected), and ``between_group_penalty`` follows the gradient of the
+pooled penalty through the current batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class PairMoments(nn.Module):
+    """Pooled moments of a code over pairs: mean, per-dimension variance, symmetric pair cross-covariance.
+
+    Buffers, so they travel with the module (checkpoints, devices); updated
+    without gradient by ``between_group_penalty``.
+    """
+
+    mean: Tensor
+    var: Tensor
+    cross: Tensor
+    weight: Tensor
+
+    def __init__(self, dim: int, momentum: float = 0.99) -> None:
+        super().__init__()
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        self.momentum = momentum
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.zeros(dim))
+        self.register_buffer("cross", torch.zeros(dim, dim))
+        self.register_buffer("weight", torch.zeros(()))  # 1 - momentum^t: corrects the average's start
+
+    @torch.no_grad()
+    def update(self, mean: Tensor, var: Tensor, cross: Tensor) -> None:
+        m = self.momentum
+        self.mean.mul_(m).add_(mean, alpha=1 - m)
+        self.var.mul_(m).add_(var, alpha=1 - m)
+        self.cross.mul_(m).add_(cross, alpha=1 - m)
+        self.weight.mul_(m).add_(1 - m)
+
+    def pooled(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Bias-corrected (mean, var, cross)."""
+        w = self.weight.clamp_min(1e-12)
+        return self.mean / w, self.var / w, self.cross / w
+
+
+def pair_cross_covariance(a: Tensor, b: Tensor, centre: Tensor) -> Tensor:
+    """Symmetric cross-covariance of the pair halves a[i], b[i] (both n x d) about ``centre``."""
+    da, db = a - centre, b - centre
+    return (da.T @ db + db.T @ da) / (2 * a.shape[0])
+
+
+def between_group_penalty(a: Tensor, b: Tensor, moments: PairMoments) -> Tensor:
+    """||R||_F^2 of the pooled between-group correlation R of a code, from pairs (a[i], b[i]) alone.
+
+    R = D^-1/2 C D^-1/2, with C the pooled pair cross-covariance and D the pooled
+    per-dimension variance. The value is the pooled penalty; its gradient is the
+    pooled penalty's direction, 2 <R_pooled, dR_batch>, carried by this batch
+    (a per-batch penalty would follow its own noise).
+    """
+    both = torch.cat([a, b])
+    batch_mean, batch_var = both.mean(dim=0).detach(), both.var(dim=0, unbiased=False).detach()
+    cross = pair_cross_covariance(a, b, batch_mean)
+    moments.update(batch_mean, batch_var, cross.detach())
+    _, var, pooled_cross = moments.pooled()
+    scale = torch.rsqrt(var.clamp_min(1e-8))
+    norm = scale[:, None] * scale[None, :]
+    pooled_r = pooled_cross * norm
+    surrogate = 2.0 * (pooled_r * (cross * norm)).sum()
+    return surrogate - surrogate.detach() + pooled_r.pow(2).sum()
+
+
+def pair_consistency(a: Tensor, b: Tensor) -> Tensor:
+    """What a code holds that a pair does not share: sum over dims of (a - b)^2 / Var, per pair.
+
+    Divided by the batch variance of each dimension (held fixed), so a code cannot
+    satisfy it by shrinking; zero exactly when both halves of every pair have the
+    same code.
+    """
+    scale = torch.cat([a, b]).var(dim=0).detach().clamp_min(1e-6)
+    return ((a - b).pow(2) / scale).sum(dim=1).mean()
