@@ -1,7 +1,13 @@
-"""``python -m service``: serve the model repository with uvicorn, configured from TWOCODE_* settings."""
+"""``python -m service`` (or ``twocode-serve``): serve the model repository with uvicorn.
+
+Settings come from TWOCODE_* environment variables (and a .env file); the
+command-line flags below override the most common ones. Every other setting
+is listed with ``--help`` under its variable name.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -15,7 +21,41 @@ from service.app import create_app, own_batcher
 from service.lifecycle import DrainingServer
 from service.metrics import MULTIPROCESS_ENV
 from service.runtime import StartupError
-from service.settings import get_settings
+from service.settings import ENV_PREFIX, Settings, get_settings
+
+# The settings a person most often sets when starting the service by hand.
+FLAGS = ("host", "port", "model_repository", "default_model", "device", "workers", "log_level", "log_json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Serve the two-code VAE's model repository over HTTP (/encode, /decode, /swap, /docs).",
+        epilog="Every setting is also an environment variable: "
+        + ", ".join(f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields)
+        + ". Flags override the environment. API keys go in TWOCODE_API_KEYS, never on the command line.",
+    )
+    for name in FLAGS:
+        info = Settings.model_fields[name]
+        choices = getattr(info.annotation, "__args__", None) if name in ("device", "log_level") else None
+        kind = bool if info.annotation is bool else (str if choices else info.annotation)
+        flag = f"--{name.replace('_', '-')}"
+        what = info.description or name.replace("_", " ")
+        help_text = f"{what} (env {ENV_PREFIX}{name.upper()}; default: {info.default})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, type=kind, choices=choices, default=None, help=help_text)  # type: ignore[arg-type]
+    return parser
+
+
+def apply_flags(args: argparse.Namespace) -> None:
+    """Flags become environment variables, so uvicorn's workers (new processes) see them too."""
+    for name in FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            os.environ[f"{ENV_PREFIX}{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    get_settings.cache_clear()
 
 
 def share_metrics_between_workers() -> None:
@@ -30,7 +70,8 @@ def share_metrics_between_workers() -> None:
         os.environ[MULTIPROCESS_ENV] = tempfile.mkdtemp(prefix="twocode-metrics-")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    apply_flags(build_parser().parse_args(argv))
     try:
         settings = get_settings()
     except ValidationError as exc:

@@ -18,9 +18,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     # Where and what to serve
-    model_repository: Path = Path("models")
-    default_model: str = "colormnist-digit"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    model_repository: Path = Field(Path("models"), description="folder of model folders (NAME/manifest.json, ...)")
+    default_model: str = Field("colormnist-digit", description="the model a request without ?model= gets")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="cuda: the GPU or refuse to serve; auto: the GPU where ONNX Runtime offers it"
+    )
     # One thread per session: with ORT's default (one per core) a worker pinned to a core ran
     # /encode at half the speed (bench/results/variants.md). Raise it when one worker owns many cores.
     intra_op_threads: int = Field(1, ge=0, description="ONNX Runtime threads per session (0 = ORT's default)")
@@ -65,13 +67,13 @@ class Settings(BaseSettings):
 
     # Access and logs
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_json: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="the least severe line logged")
+    log_json: bool = Field(False, description="one JSON object per log line, for log collectors")
 
     # Process
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    workers: int = Field(1, ge=1)
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0: every interface)")
+    port: int = Field(8000, ge=1, le=65535, description="port to listen on")
+    workers: int = Field(1, ge=1, description="server processes; metrics add up across them")
     drain_timeout_s: float = Field(20.0, ge=0.0, description="on SIGTERM: wait this long for requests in flight")
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="origins allowed to call the API from a browser (none by default)"

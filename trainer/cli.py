@@ -9,8 +9,13 @@ end in one line on stderr and exit status 2, not a traceback.
 from __future__ import annotations
 
 import argparse
+import inspect
+import io
 import json
+import re
 import sys
+import textwrap
+import tokenize
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -44,22 +49,49 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def field_help(cls: type) -> dict[str, str]:
+    """Each field's comment in the config's source (trailing, or the lines just above): --help shows it."""
+    found: dict[str, str] = {}
+    above: list[str] = []
+    source = textwrap.dedent(inspect.getsource(cls))
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            text = token.string.lstrip("#").strip()
+            match = re.match(r"\s*(\w+)\s*:", token.line.split("#", 1)[0])
+            if match:
+                found[match.group(1)] = text
+            else:
+                above.append(text)
+        elif token.type == tokenize.NAME and above and token.start[1] == 4:  # a field right under its comment
+            found.setdefault(token.string, " ".join(above))
+            above = []
+        elif token.type not in (tokenize.NL, tokenize.COMMENT, tokenize.INDENT, tokenize.DEDENT):
+            above = [] if token.type == tokenize.NEWLINE else above
+    return found
+
+
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per config field, default SUPPRESS so we know which ones the user gave."""
     for section, cls in SECTION_TYPES.items():
-        group = parser.add_argument_group(section)
+        group = parser.add_argument_group(f"{section} ({cls.__doc__.splitlines()[0] if cls.__doc__ else ''})")
         hints = typing.get_type_hints(cls)
+        explained = field_help(cls)
         for f in fields(cls):
             kind, choices = _field_parser(hints[f.name])
             default = f.default if f.default is not MISSING else None
             group.add_argument(
                 f"--{f.name.replace('_', '-')}",
                 dest=f"{section}.{f.name}",
+                metavar=(kind.__name__.upper() if choices is None and isinstance(kind, type) else None),
                 type=kind,
                 choices=choices,
                 default=argparse.SUPPRESS,
-                help=f"(default: {default})",
+                help=f"{explained.get(f.name, '')} (default: {default})".strip(),
             )
+
+
+# Sizes a dataset trains at unless --image-size says otherwise (faces need more than 32 pixels).
+DATASET_IMAGE_SIZE = {"celeba": 64}
 
 
 def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = None) -> TrainConfig:
@@ -68,6 +100,9 @@ def config_from_args(args: argparse.Namespace, base: dict[str, Any] | None = Non
         if "." in key:
             section, name = key.split(".", 1)
             raw.setdefault(section, {})[name] = value
+    dataset = raw.get("data", {}).get("dataset", "")
+    if dataset in DATASET_IMAGE_SIZE and "image_size" not in raw.get("network", {}):
+        raw.setdefault("network", {})["image_size"] = DATASET_IMAGE_SIZE[dataset]
     try:
         return TrainConfig.from_dict(raw)
     except (TypeError, ValueError) as exc:
@@ -81,6 +116,19 @@ def given_config_keys(args: argparse.Namespace) -> set[str]:
 def _value(config: dict[str, Any], key: str) -> Any:
     """A field's value wherever its section is (field names are unique across sections)."""
     return next(section[key] for section in config.values() if key in section)
+
+
+def _config_file(path: str) -> dict[str, Any]:
+    """A run's config.json (or one written by hand in its shape): the base the flags then override."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UsageError(f"--config {path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--config {path}: not JSON ({exc})") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise UsageError(f"--config {path}: expected sections {sorted(SECTION_TYPES)}, each a JSON object")
+    return raw
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -103,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if changed:
             raise UsageError(f"cannot change {sorted(changed)} when resuming; only {sorted(RESUME_OVERRIDABLE)}")
     else:
-        config = config_from_args(args)
+        config = config_from_args(args, base=_config_file(args.config) if args.config else None)
         if not config.data.data_dir:
             raise UsageError("--data-dir is required (the folder with the MNIST IDX files)")
     trainer = start_or_resume(config, out, args.resume)
@@ -204,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run folder (created)")
     train.add_argument("--resume", action="store_true", help="continue the run saved in --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.add_argument(
+        "--config", default=None, metavar="FILE", help="start from a run's config.json; flags given here override it"
+    )
     add_config_flags(train)
     train.set_defaults(func=cmd_train)
 

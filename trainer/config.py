@@ -17,7 +17,7 @@ from trainer.objective import ObjectiveConfig
 class DataConfig:
     """Where the images come from and what the pairs share."""
 
-    dataset: Literal["colormnist", "celeba", "folder"] = "colormnist"
+    dataset: Literal["colormnist", "celeba", "folder"] = "colormnist"  # Color MNIST, CelebA, or a folder of yours
     data_dir: str = ""  # the dataset's folder (MNIST: the four IDX files; CelebA: the official layout)
     # What z2 holds. colormnist: digit or colour; celeba: attribute names, comma-separated
     # (Smiling,Eyeglasses); folder: a name for what a group shares (default "group").
@@ -38,10 +38,10 @@ class DataConfig:
 class OptimConfig:
     """How long, how fast and where to train."""
 
-    epochs: int = 8
+    epochs: int = 8  # passes over the training pairs
     max_steps: int = 0  # stop after this many steps in all (0 = only the epoch count stops)
     batch_size: int = 64  # pairs per step; each step sees 2 * batch_size images
-    lr: float = 1e-3
+    lr: float = 1e-3  # Adam's learning rate
     seed: int = 0  # weights and sampling noise
     device: str = "auto"  # auto (CUDA when present), cpu or cuda
     threads: int = 0  # torch intra-op threads (0 = torch's default)

@@ -112,22 +112,36 @@ def swap_metrics(
 PROBE_TRAIN_SEED = TEST_HUE_SEED + 1  # hues of the probes' training images
 
 
-def probe_codes(encode: EncodeFn, data: ColorMNIST, count: int, seed: int) -> dict[str, np.ndarray]:
-    """Codes, digits and hues of ``count`` items of ``data`` (all of it when count covers it)."""
+def probe_codes(posterior: PosteriorFn, data: ColorMNIST, count: int, seed: int) -> dict[str, np.ndarray]:
+    """Codes (means and one seeded draw from each posterior), digits and hues of ``count`` items of ``data``."""
     n = len(data)
-    idx = np.arange(n) if count >= n else np.sort(np.random.default_rng(seed).choice(n, size=count, replace=False))
-    z1, z2 = _batched_encode(encode, data.render(idx, data.hues[idx]).numpy())
-    return {"z1": z1, "z2": z2, "digit": data.labels[idx], "hue": data.hues[idx]}
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n) if count >= n else np.sort(rng.choice(n, size=count, replace=False))
+    images = data.render(idx, data.hues[idx]).numpy()
+    parts = [posterior(images[i : i + 500]) for i in range(0, len(images), 500)]
+    mu1, mu2, lv1, lv2 = (np.concatenate([p[k] for p in parts]) for k in range(4))
+    return {
+        "z1": mu1,
+        "z2": mu2,
+        "z1_sample": (mu1 + np.exp(0.5 * lv1) * rng.standard_normal(mu1.shape)).astype(np.float32),
+        "z2_sample": (mu2 + np.exp(0.5 * lv2) * rng.standard_normal(mu2.shape)).astype(np.float32),
+        "digit": data.labels[idx],
+        "hue": data.hues[idx],
+    }
 
 
-def leakage_probes(encode: EncodeFn, data_dir: Path, test: ColorMNIST, train_items: int, seed: int) -> dict[str, Any]:
+def leakage_probes(
+    posterior: PosteriorFn, data_dir: Path, test: ColorMNIST, train_items: int, seed: int
+) -> dict[str, Any]:
     """Probes trained on codes of ``train_items`` training-split images, scored on the whole test split.
 
     The training images get their own hues (seed PROBE_TRAIN_SEED), so the probes never see a
     test image or a test colour.
     """
     train = ColorMNIST(read_mnist(data_dir, "train"), seed=PROBE_TRAIN_SEED, specified="digit")
-    report = leakage_report(probe_codes(encode, train, train_items, seed), probe_codes(encode, test, len(test), seed))
+    report = leakage_report(
+        probe_codes(posterior, train, train_items, seed), probe_codes(posterior, test, len(test), seed)
+    )
     report["split"] = f"probes fit on {train_items} MNIST training images, scored on the test split"
     return report
 
@@ -205,7 +219,8 @@ def evaluate_model(
     }
     report["code_information_nats"] = code_information(posterior, test)
     if probe_items:
-        report["probes"] = leakage_probes(encode, data_dir, test, probe_items, seed)
+        report["probes"] = leakage_probes(posterior, data_dir, test, probe_items, seed)
+        report["probes"]["code_kl_nats"] = report["code_information_nats"]  # a probe misleads on a collapsed code
     if write_manifest:
         if source != "onnx":
             raise ValueError("--write-manifest needs an exported model folder, not a run folder")

@@ -50,6 +50,7 @@ class ObjectiveConfig:
     l_between1: float = 0.0  # pooled between-group correlation of mu1 over pairs (trainer/leakage.py); 0 = off
     between_momentum: float = 0.99  # how long the pooled estimate remembers (about 1 / (1 - m) steps)
     l_pair2: float = 0.0  # z2 holds only what pairs share: variance-scaled ||mu2(x) - mu2(x+)||^2; 0 = off
+    leakage_start_step: int = 0  # the two terms above are off before this step (let the codes form first)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -204,9 +205,10 @@ def objective(
     if config.l_adv > 0 and adversary is not None and classes is not None:
         adv = adversary_loss(adversary, codes.z1.mean, classes)
     between1 = pair2 = zero
-    if config.l_between1 > 0 and moments is not None:
+    leakage_on = step >= config.leakage_start_step
+    if leakage_on and config.l_between1 > 0 and moments is not None:
         between1 = between_group_penalty(codes.z1.mean[:half], codes.z1.mean[half:], moments)
-    if config.l_pair2 > 0:
+    if leakage_on and config.l_pair2 > 0:
         pair2 = pair_consistency(codes.z2.mean[:half], codes.z2.mean[half:])
     b1, b2 = kl_weights(config, step)
     total = (

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,51 @@ def test_train_export_evaluate_end_to_end(tiny_mnist: Path, tmp_path: Path) -> N
     assert figures.returncode == 0, figures.stderr
     names = {p.name for p in (tmp_path / "docs").iterdir()}
     assert names == {f"{kind}-digit.png" for kind in ("swap-grid", "traversals", "interpolation", "scatter")}
+
+
+def test_every_training_flag_explains_itself() -> None:
+    """--help lists each flag with a one-line explanation (from the config's own comments) and its default."""
+    from trainer.cli import add_config_flags
+    from trainer.config import SECTION_TYPES
+
+    parser = argparse.ArgumentParser()
+    add_config_flags(parser)
+    flags = [a for a in parser._actions if a.dest.count(".") == 1]
+    assert len(flags) == sum(len(fields(cls)) for cls in SECTION_TYPES.values())
+    for action in flags:
+        explanation = (action.help or "").split("(default:")[0].strip()
+        assert len(explanation) >= 8, f"{action.option_strings[0]} has no explanation"
+        assert "(default: " in (action.help or "")
+    shown = run_cli("train", "--help").stdout
+    assert "--b1 FLOAT" in shown and "KL weight on z1" in shown
+
+
+def test_a_runs_config_json_is_a_config_flags_override(tiny_mnist: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    small = ["--max-steps", "2", "--z1-dim", "5", "--width", "4", "--hidden", "16", "--batch-size", "8", "--quiet"]
+    done = run_cli("train", "--data-dir", str(tiny_mnist), "--out", str(first), *small)
+    assert done.returncode == 0, done.stderr
+    again = tmp_path / "again"
+    done = run_cli("train", "--config", str(first / "config.json"), "--out", str(again), "--max-steps", "3",
+                   "--z2-dim", "2", "--quiet")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    config = json.loads((again / "config.json").read_text())
+    assert config["network"]["z1_dim"] == 5 and config["network"]["width"] == 4  # from the file
+    assert config["network"]["z2_dim"] == 2 and config["optim"]["max_steps"] == 3  # from the flags
+
+
+def test_a_broken_config_file_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "config.json"
+    bad.write_text("{not json")
+    _assert_one_line_error(run_cli("train", "--config", str(bad), "--out", str(tmp_path / "x")), "not JSON")
+
+
+def test_celeba_trains_at_64_pixels_unless_told_otherwise() -> None:
+    from trainer.cli import build_parser, config_from_args
+
+    parser = build_parser()
+    celeba = ["train", "--out", "x", "--dataset", "celeba", "--specified", "Smiling"]
+    assert config_from_args(parser.parse_args(celeba)).network.image_size == 64
+    told = config_from_args(parser.parse_args([*celeba, "--image-size", "32"]))
+    assert told.network.image_size == 32
+    assert config_from_args(parser.parse_args(["train", "--out", "x"])).network.image_size == 32
