@@ -64,7 +64,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy modelrepo service trainer deploy
 
 # Reproduce the shipped models (about 25 minutes each on 2 CPU cores); see README.
-MNIST ?= ../shared/data/mnist
+MNIST ?= data/mnist
 classifier: $(VENV)/.installed
 	$(VENV)/bin/python -m trainer train-classifier --data-dir $(MNIST) --out evaluators/digit_cnn.pt
 

@@ -1,4 +1,4 @@
-"""``python -m trainer {train,export,evaluate,ablate,figures,train-classifier}``.
+"""``python -m trainer {train,export,evaluate,ablate,figures,download-mnist,train-classifier}``.
 
 Every config field is a flag (``--b1 20``, ``--z1-dim 16``), generated from
 the dataclasses so the CLI and the config can never drift apart. Mistakes the
@@ -244,6 +244,14 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_download_mnist(args: argparse.Namespace) -> int:
+    from trainer.data.download import MIRRORS, download_mnist
+
+    download_mnist(Path(args.out), args.mirror or MIRRORS)
+    print(f"MNIST ready in {args.out} (train with --data-dir {args.out})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -300,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--out", default="docs")
     figures.add_argument("--prefix", default=None, help="file name prefix (default: the model's name)")
     figures.set_defaults(func=cmd_figures)
+
+    download = sub.add_parser("download-mnist", help="download MNIST's four IDX files and check their SHA-256")
+    download.add_argument("--out", default="data/mnist", help="folder for the four files (default: data/mnist)")
+    download.add_argument(
+        "--mirror", action="append", default=None, help="base URL to fetch from (repeatable; default: torchvision's)"
+    )
+    download.set_defaults(func=cmd_download_mnist)
 
     clf = sub.add_parser("train-classifier", help="train the independent digit classifier used by evaluate")
     clf.add_argument("--data-dir", required=True)
