@@ -119,13 +119,16 @@ def _value(config: dict[str, Any], key: str) -> Any:
 
 
 def _config_file(path: str) -> dict[str, Any]:
-    """A run's config.json (or one written by hand in its shape): the base the flags then override."""
+    """A run's config.json, a model's manifest.json, or a file in their shape: the base flags override."""
     try:
         raw = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UsageError(f"--config {path}: no such file") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"--config {path}: not JSON ({exc})") from None
+    if isinstance(raw, dict) and "format_version" in raw and isinstance(raw.get("config"), dict):
+        # a model's manifest.json: the config it was trained with (its export section is not training's)
+        raw = {k: v for k, v in raw["config"].items() if k in SECTION_TYPES}
     if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
         raise UsageError(f"--config {path}: expected sections {sorted(SECTION_TYPES)}, each a JSON object")
     return raw
@@ -244,6 +247,15 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_card(args: argparse.Namespace) -> int:
+    from modelrepo import load_manifest
+    from modelrepo.card import write_card
+
+    for folder in map(Path, args.models):
+        print(f"wrote {write_card(folder, load_manifest(folder))}")
+    return 0
+
+
 def cmd_download_mnist(args: argparse.Namespace) -> int:
     from trainer.data.download import MIRRORS, download_mnist
 
@@ -308,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--out", default="docs")
     figures.add_argument("--prefix", default=None, help="file name prefix (default: the model's name)")
     figures.set_defaults(func=cmd_figures)
+
+    card = sub.add_parser("card", help="write each model folder's README.md (its model card) from its manifest")
+    card.add_argument("models", nargs="+", help="model folders (models/NAME)")
+    card.set_defaults(func=cmd_card)
 
     download = sub.add_parser("download-mnist", help="download MNIST's four IDX files and check their SHA-256")
     download.add_argument("--out", default="data/mnist", help="folder for the four files (default: data/mnist)")

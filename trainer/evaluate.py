@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from modelrepo import load_manifest
+from modelrepo.card import write_card
 from trainer.data.colormnist import ColorMNIST
 from trainer.data.mnist import read_mnist
 from trainer.evaluators import (
@@ -226,6 +227,7 @@ def evaluate_model(
             raise ValueError("--write-manifest needs an exported model folder, not a run folder")
         manifest.evaluation = report
         manifest.save(folder)
+        write_card(folder, manifest)  # the card says what the manifest now says
     return report
 
 

@@ -21,6 +21,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
+from modelrepo.card import write_card
 from modelrepo.manifest import (
     DECODER_FILE,
     ENCODER_FILE,
@@ -246,6 +247,7 @@ def export_run(
         if target.exists():
             shutil.rmtree(target)
         manifest.save(staging)
+        write_card(staging, manifest)
         staging.chmod(0o755)  # mkdtemp makes it private; served images run as another user
         staging.rename(target)
     except BaseException:

@@ -26,7 +26,9 @@ def exported(tiny_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> tupl
 
 def test_export_writes_self_contained_files_and_manifest(exported: tuple[Path, Path]) -> None:
     _, folder = exported
-    assert sorted(p.name for p in folder.iterdir()) == ["decoder.onnx", "encoder.onnx", "examples", "manifest.json"]
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == ["README.md", "decoder.onnx", "encoder.onnx", "examples", "manifest.json"]
+    assert (folder / "README.md").read_text().startswith(f"# {folder.name} (version ")  # the model card
     manifest = load_manifest(folder)
     assert [e.factors["digit"] for e in manifest.examples] == list(range(8))
     assert all((folder / e.file).is_file() for e in manifest.examples)
