@@ -2,8 +2,18 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { models: [], model: null, files: { z1: null, z2: null }, codes: null, selected: "z1",
-                grid: { z1: [], z2: [] }, decodeBusy: false, decodePending: false };
+const state = { models: [], model: null, files: { z1: null, z2: null }, names: { z1: "", z2: "" }, codes: null,
+                selected: "z1", grid: { z1: [], z2: [] }, decodeBusy: false, decodePending: false,
+                examples: [] };
+
+// What the page is doing, for people (aria-busy) and for tests, which wait on it instead of on time.
+function setStatus(name, value) { document.body.dataset[name] = value; }
+
+const FACTOR_WORDS = {
+  digit: { factor: "digit", rest: "colour and handwriting" },
+  colour: { factor: "colour", rest: "digit and handwriting" },
+};
+const PROVIDERS = { CPUExecutionProvider: "runs on the CPU", CUDAExecutionProvider: "runs on the GPU" };
 
 function headers(extra = {}) {
   const key = $("api-key").value.trim();
@@ -56,35 +66,47 @@ function selectModel(name) {
   if (!state.model) return;
   const m = state.model;
   const ev = m.evaluation || {};
-  const figures = ev.specified_accuracy ? ` · swap shows the z2 image's ${m.specified_factors[0]} in ` +
+  const figures = ev.specified_accuracy ? ` · the result shows the second image's ${m.specified_factors[0]} in ` +
     `${(100 * ev.specified_accuracy.value).toFixed(1)} % of test pairs` : "";
-  $("model-info").textContent = `${m.description} · input ${m.input_shape.join("x")} · ` +
-    `z1 ${m.z1_dim}, z2 ${m.z2_dim} dims · ${m.provider}${figures}`;
-  document.querySelectorAll(".factor").forEach((el) => { el.textContent = `its ${m.specified_factors.join(", ")}`; });
+  const words = FACTOR_WORDS[m.specified_factors[0]] ||
+    { factor: m.specified_factors.join(", "), rest: "everything else" };
+  $("model-info").textContent = `${m.description} · images of ${m.input_shape.slice(1).join("x")} pixels · ` +
+    `${PROVIDERS[m.provider] || m.provider}${figures}`;
+  document.querySelectorAll(".factor").forEach((el) => { el.textContent = `its ${words.factor}`; });
+  document.querySelectorAll(".factor-short").forEach((el) => { el.textContent = words.factor; });
+  document.querySelectorAll(".rest").forEach((el) => { el.textContent = words.rest; });
   renderExamples();
   buildSliders();
-  state.codes = null;
+  clearResult();
   if (state.files.z1 && state.files.z2) runSwap();
 }
 
-function renderExamples() {
+// Each example is fetched once (with the API key header: a plain <img src> could not send it) and
+// kept as a blob; picking it reuses that blob. data-examples says when all of them are in.
+async function renderExamples() {
   const box = $("examples");
   box.innerHTML = "";
-  for (const ex of state.model.examples || []) {
+  const model = state.model;
+  setStatus("examples", "loading");
+  const loaded = await Promise.all((model.examples || []).map(async (ex) => {
+    const label = Object.entries(ex.factors).map(([k, v]) => `${k} ${v}`).join(", ");
+    const blob = await (await api(ex.url)).blob();
+    return { blob, label, name: ex.url.split("/").pop() };
+  })).catch((err) => { showError(err.message); return null; });
+  if (!loaded || state.model !== model) return;  // failed, or another model was picked meanwhile
+  state.examples = loaded;
+  for (const ex of loaded) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.title = `example: ${ex.label}`;
     const img = document.createElement("img");
-    // fetched with the API key header (a plain <img src> could not send it)
-    api(ex.url).then((r) => r.blob()).then((b) => { img.src = URL.createObjectURL(b); })
-      .catch((err) => showError(err.message));
-    img.alt = `example ${Object.entries(ex.factors).map(([k, v]) => `${k} ${v}`).join(", ")}`;
-    img.title = img.alt;
-    img.addEventListener("click", async () => {
-      try {
-        const blob = await (await api(ex.url)).blob();
-        setSlot(state.selected, blob);
-      } catch (err) { showError(err.message); }
-    });
-    box.appendChild(img);
+    img.src = URL.createObjectURL(ex.blob);
+    img.alt = `example: ${ex.label}`;
+    button.appendChild(img);
+    button.addEventListener("click", () => setSlot(state.selected, ex.blob, ex.name));
+    box.appendChild(button);
   }
+  setStatus("examples", "ready");
 }
 
 function selectSlot(slot) {
@@ -92,8 +114,9 @@ function selectSlot(slot) {
   for (const s of ["z1", "z2"]) $(`slot-${s}`).classList.toggle("selected", s === slot);
 }
 
-function setSlot(slot, blob) {
+function setSlot(slot, blob, name) {
   state.files[slot] = blob;
+  state.names[slot] = name || blob.name || `${slot}.png`;
   const img = $(`img-${slot}`);
   img.src = URL.createObjectURL(blob);
   img.hidden = false;
@@ -101,10 +124,12 @@ function setSlot(slot, blob) {
   if (state.files.z1 && state.files.z2) runSwap();
 }
 
+// The user's own file names go to the API, so its errors name the file the user picked.
 async function runSwap() {
   const form = new FormData();
-  form.append("z1_image", state.files.z1, "z1.png");
-  form.append("z2_image", state.files.z2, "z2.png");
+  form.append("z1_image", state.files.z1, state.names.z1);
+  form.append("z2_image", state.files.z2, state.names.z2);
+  setStatus("swap", "running");
   try {
     const body = await (await api(withModel("/swap?size=256"), {
       method: "POST", body: form, headers: { Accept: "application/json" },
@@ -114,14 +139,28 @@ async function runSwap() {
     resetSliders();
     $("sliders").hidden = !state.model.latent_directions?.z1;
     showError("");
+    setStatus("swap", "done");
   } catch (err) {
+    clearResult();  // never leave an earlier swap on screen beside an error about this one
     showError(err.message);
+    setStatus("swap", "failed");
   }
+}
+
+function clearResult() {
+  state.codes = null;
+  $("img-swap").hidden = true;
+  $("img-swap").removeAttribute("src");
+  $("download").hidden = true;
+  $("sliders").hidden = true;
 }
 
 function showImage(img, base64) {
   img.src = `data:image/png;base64,${base64}`;
   img.hidden = false;
+  const download = $("download");
+  download.href = img.src;
+  download.hidden = false;
 }
 
 function buildSliders() {
@@ -133,8 +172,9 @@ function buildSliders() {
     axes.directions.forEach((_, i) => {
       const row = document.createElement("label");
       row.className = "slider";
-      row.innerHTML = `<span>${code}·${i + 1}</span><input type="range" min="-3" max="3" step="0.1" value="0" ` +
-        `data-code="${code}" data-axis="${i}" aria-label="${code} direction ${i + 1}"><output>0</output>`;
+      const what = code === "z1" ? "other factors" : "specified factor";
+      row.innerHTML = `<span>direction ${i + 1}</span><input type="range" min="-3" max="3" step="0.1" value="0" ` +
+        `data-code="${code}" data-axis="${i}" aria-label="${what}, direction ${i + 1}"><output>0</output>`;
       row.querySelector("input").addEventListener("input", (e) => {
         row.querySelector("output").textContent = e.target.value;
         redraw();
@@ -184,7 +224,7 @@ async function redraw() {
 
 async function encodeAll(blobs) {
   const form = new FormData();
-  blobs.forEach((b, i) => form.append("image", b, `${i}.png`));
+  blobs.forEach((b, i) => form.append("image", b, b.name || `image-${i + 1}.png`));
   return (await api(withModel("/encode"), { method: "POST", body: form })).json();
 }
 
@@ -226,7 +266,7 @@ async function buildGrid() {
 }
 
 async function exampleBlobs() {
-  return Promise.all((state.model.examples || []).map(async (ex) => (await api(ex.url)).blob()));
+  return state.examples.map((ex) => ex.blob);
 }
 
 function wire() {
@@ -245,10 +285,10 @@ function wire() {
     box.addEventListener("drop", (e) => {
       e.preventDefault();
       box.classList.remove("drag");
-      if (e.dataTransfer.files[0]) setSlot(slot, e.dataTransfer.files[0]);
+      if (e.dataTransfer.files[0]) setSlot(slot, e.dataTransfer.files[0], e.dataTransfer.files[0].name);
     });
     box.querySelector("input[type=file]").addEventListener("change", (e) => {
-      if (e.target.files[0]) setSlot(slot, e.target.files[0]);
+      if (e.target.files[0]) setSlot(slot, e.target.files[0], e.target.files[0].name);
     });
   }
   $("reset-sliders").addEventListener("click", () => { resetSliders(); redraw(); });

@@ -29,16 +29,16 @@ def server() -> Iterator[str]:
 def _open(browser: Any, url: str, width: int = 1100, height: int = 900) -> Any:
     page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(url)
-    page.wait_for_function("document.querySelectorAll('#examples img[src^=\"blob:\"]').length >= 2")
+    page.wait_for_function("document.body.dataset.examples === 'ready'")  # the page's own state, not time
     return page
 
 
 def _swap_two_examples(page: Any) -> str:
-    examples = page.locator("#examples img")
+    examples = page.locator("#examples button")
     examples.nth(0).click()
     page.wait_for_function("!document.getElementById('img-z1').hidden")
     examples.nth(3).click()
-    page.wait_for_function("document.getElementById('img-swap').src.startsWith('data:image/png')")
+    page.wait_for_function("document.body.dataset.swap === 'done'")
     return str(page.get_attribute("#img-swap", "src"))
 
 
@@ -67,11 +67,49 @@ def test_moving_a_slider_redraws_the_image(browser: Any, server: str) -> None:
 def test_a_bad_file_shows_the_api_error(browser: Any, server: str, tmp_path: Path) -> None:
     page = _open(browser, server)
     _swap_two_examples(page)
-    bad = tmp_path / "not-an-image.png"
+    bad = tmp_path / "holiday-photo.png"
     bad.write_text("this is text, not a PNG")
     page.set_input_files("#slot-z1 input[type=file]", str(bad))
-    page.wait_for_function("!document.getElementById('error').hidden")
-    assert "not an image" in page.inner_text("#error")
+    page.wait_for_function("document.body.dataset.swap === 'failed'")
+    error = page.inner_text("#error")
+    assert "not an image" in error and "holiday-photo.png" in error  # the user's file, by its name
+    assert page.locator("#img-swap").is_hidden() and page.locator("#sliders").is_hidden()  # no stale swap
+    assert page.locator("#download").is_hidden()
+    page.close()
+
+
+def test_sliders_wait_for_a_swap_and_the_result_can_be_downloaded(browser: Any, server: str) -> None:
+    page = _open(browser, server)
+    assert page.locator("#sliders").is_hidden() and page.locator("#download").is_hidden()
+    _swap_two_examples(page)
+    assert page.locator("#sliders").is_visible()
+    href = page.get_attribute("#download", "href") or ""
+    assert href.startswith("data:image/png;base64,") and page.get_attribute("#download", "download") == "swap.png"
+    page.close()
+
+
+def test_labels_speak_plainly(browser: Any, server: str) -> None:
+    page = _open(browser, server)
+    _swap_two_examples(page)
+    text = page.inner_text("body")
+    for jargon in ("CPUExecutionProvider", "G(z1", "z1·", "z1 image", "z2 image"):
+        assert jargon not in text, jargon
+    assert "runs on the CPU" in text and "colour and handwriting" in text
+    page.close()
+
+
+def test_examples_come_before_the_sliders_and_work_from_the_keyboard(browser: Any, server: str) -> None:
+    page = _open(browser, server)
+    order = page.evaluate(
+        "document.getElementById('examples').compareDocumentPosition(document.getElementById('sliders'))"
+    )
+    assert order & 4  # Node.DOCUMENT_POSITION_FOLLOWING: the sliders come after the examples
+    page.focus("#examples button >> nth=1")
+    page.keyboard.press("Enter")
+    page.wait_for_function("!document.getElementById('img-z1').hidden")
+    page.keyboard.press("Tab")  # the next example, then Enter fills the second slot and swaps
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.body.dataset.swap === 'done'")
     page.close()
 
 
@@ -102,7 +140,7 @@ def test_works_with_an_api_key(browser: Any) -> None:
         assert "API key" in page.inner_text("#error")
         page.fill("#api-key", "letmein")
         page.dispatch_event("#api-key", "change")
-        page.wait_for_function("document.querySelectorAll('#examples img[src^=\"blob:\"]').length >= 2")
+        page.wait_for_function("document.body.dataset.examples === 'ready'")
         assert page.locator("#error").is_hidden()
         _swap_two_examples(page)
         page.close()
