@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from modelrepo.manifest import (
 )
 from trainer.config import TrainConfig
 from trainer.data import PairDataset, heldout_pairs
+from trainer.data.colormnist import ColorMNIST
 from trainer.networks import TwoCodeVAE
 
 RTOL, ATOL = PARITY_RTOL, PARITY_ATOL
@@ -162,11 +164,44 @@ def latent_directions(model: TwoCodeVAE, images: Tensor, k: int = 4) -> dict[str
     return out
 
 
-def write_examples(folder: Path, data: PairDataset, count: int = 8) -> list[Example]:
-    """Save held-out images as PNGs in ``folder/examples``, with their known factors."""
+JUDGE = Path("evaluators/digit_cnn.pt")
+
+
+def clearest_digit(judge_path: Path) -> Callable[[Tensor, int], int] | None:
+    """Which of several images of one digit the independent judge reads with the largest margin.
+
+    Margin: its probability for the true digit minus the largest other one. None when there is
+    no judge to ask (examples are then the first image of each digit).
+    """
+    if not judge_path.is_file():
+        return None
+    from trainer.evaluators import load_digit_classifier
+
+    judge = load_digit_classifier(judge_path)
+
+    @torch.no_grad()
+    def pick(images: Tensor, digit: int) -> int:
+        probabilities = torch.softmax(judge(images), dim=1)
+        others = probabilities.clone()
+        others[:, digit] = -1.0
+        return int((probabilities[:, digit] - others.max(dim=1).values).argmax())
+
+    return pick
+
+
+def write_examples(folder: Path, data: PairDataset, count: int = 8, judge_path: Path = JUDGE) -> list[Example]:
+    """Save held-out images as PNGs in ``folder/examples``, with their known factors.
+
+    Color MNIST examples are the digits the judge reads most clearly, so none is ambiguous.
+    """
     (folder / "examples").mkdir()
     examples = []
-    for k, example in enumerate(data.examples(count)):
+    chosen = (
+        data.examples(count, clearest_digit(judge_path))
+        if isinstance(data, ColorMNIST)
+        else data.examples(count)
+    )
+    for k, example in enumerate(chosen):
         arr = (example.image.numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
         image = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
         index = example.factors.get("index", k)

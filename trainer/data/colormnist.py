@@ -14,7 +14,7 @@ Pairs (x, x+) share the specified factor:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,6 +48,9 @@ class ColorPairBatch(PairBatch):
     hue: Tensor
     partner_digit: Tensor
     partner_hue: Tensor
+
+
+EXAMPLE_CANDIDATES = 50  # images of each digit the exporter may choose an example among
 
 
 class ColorMNIST:
@@ -155,13 +158,21 @@ class ColorMNIST:
         picked = np.arange(min(count, len(self)))
         return self.render(picked, self.hues[picked])
 
-    def examples(self, count: int) -> list[Example]:
-        """The first image of digits 0..count-1, in its own colour."""
+    def examples(self, count: int, clearest: Callable[[Tensor, int], int] | None = None) -> list[Example]:
+        """One image of each digit 0..count-1, in its own colour.
+
+        Without ``clearest``, the first image of each digit; with it, the one it picks among the
+        first EXAMPLE_CANDIDATES of that digit (the exporter asks the independent judge for the
+        clearest, so no shipped example is an ambiguous digit).
+        """
         out = []
         for digit in range(min(count, 10)):
             if not len(self._by_class[digit]):
                 continue
             index = int(self._by_class[digit][0])
+            if clearest is not None:
+                candidates = self._by_class[digit][:EXAMPLE_CANDIDATES]
+                index = int(candidates[clearest(self.render(candidates, self.hues[candidates]), digit)])
             image = self.render(np.array([index]), self.hues[[index]])[0]
             out.append(Example(image, {"digit": digit, "hue": round(float(self.hues[index]), 4), "index": index}))
         return out
