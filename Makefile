@@ -58,10 +58,11 @@ gpu-check:
 serve: $(SERVE_VENV)/.installed
 	TWOCODE_HOST=$(HOST) TWOCODE_PORT=$(PORT) $(SERVE_VENV)/bin/python -m service
 
+# The whole tree: ruff's checks and format, mypy (strict on service/ and modelrepo/). CI runs it.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check modelrepo service deploy
-	$(VENV)/bin/mypy modelrepo service trainer deploy
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy modelrepo service trainer deploy bench tests
 
 # Reproduce the shipped models (about 25 minutes each on 2 CPU cores); see README.
 MNIST ?= data/mnist

@@ -196,11 +196,7 @@ def write_examples(folder: Path, data: PairDataset, count: int = 8, judge_path: 
     """
     (folder / "examples").mkdir()
     examples = []
-    chosen = (
-        data.examples(count, clearest_digit(judge_path))
-        if isinstance(data, ColorMNIST)
-        else data.examples(count)
-    )
+    chosen = data.examples(count, clearest_digit(judge_path)) if isinstance(data, ColorMNIST) else data.examples(count)
     for k, example in enumerate(chosen):
         arr = (example.image.numpy().transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
         image = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -139,9 +140,9 @@ def test_env_names_and_port_match_the_settings() -> None:
     assert "EXPOSE 8000" in DOCKERFILE and "TWOCODE_PORT=8000" in DOCKERFILE
 
 
-def _compose() -> dict:
+def _compose() -> dict[str, Any]:
     yaml = pytest.importorskip("yaml", reason="PyYAML is needed to parse docker-compose.yml")
-    data: dict = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     return data
 
 

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -30,7 +30,7 @@ QUERY = 'sum(twocode_requests_total{route="/encode",status="200"})'
 
 
 @pytest.fixture
-def prometheus_for(tmp_path: Path) -> Iterator[object]:
+def prometheus_for(tmp_path: Path) -> Iterator[Callable[[str], str]]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(target: str) -> str:
@@ -69,11 +69,12 @@ def _query(prometheus: str, expression: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def test_two_workers_count_every_request_through_prometheus(prometheus_for: object, tmp_path: Path) -> None:
+def test_two_workers_count_every_request_through_prometheus(
+    prometheus_for: Callable[[str], str], tmp_path: Path
+) -> None:
     repo = Path(__file__).resolve().parents[2] / "models"
     with serve(repo, "colormnist-digit", workers="2") as server:
-        start = prometheus_for  # type: ignore[assignment]
-        prometheus = start(server.url.removeprefix("http://"))  # type: ignore[operator]
+        prometheus = prometheus_for(server.url.removeprefix("http://"))
         files = [("image", ("a.png", png_bytes(0), "image/png"))]
         # A new connection per request, as the kernel hands each to either worker (one kept-alive
         # connection would stay with one worker).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
@@ -43,7 +44,7 @@ def test_unexpected_errors_carry_no_stack_trace_or_path(repo: Path) -> None:
     with TestClient(app, raise_server_exceptions=False) as client:
         wait_ready(client)
 
-        def broken(_: dict) -> dict:
+        def broken(_: dict[str, Any]) -> dict[str, Any]:
             raise RuntimeError(f"kaboom in {repo}/tiny-a/decoder.onnx")
 
         app.state.registry.models["tiny-a"].batchers["decoder"]._run = broken

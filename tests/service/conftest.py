@@ -76,7 +76,7 @@ def wait_ready(client: TestClient, timeout_s: float = 60.0) -> None:
 def make_client(repo: Path, **overrides: object) -> TestClient:
     settings = Settings(
         model_repository=repo, default_model="tiny-a", device="cpu", max_queue_delay_ms=5.0, **overrides
-    )  # type: ignore[arg-type]
+    )
     return TestClient(create_app(settings))
 
 

@@ -75,7 +75,7 @@ def test_503_when_cuda_was_asked_but_onnx_runtime_fell_back_to_the_cpu(
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("a real CUDA provider is present; this reproduces its absence")
     offered = [runtime.CUDA, runtime.CPU]
-    monkeypatch.setattr(runtime.ort, "get_available_providers", lambda: offered)
+    monkeypatch.setattr(ort, "get_available_providers", lambda: offered)  # the module service.runtime uses
     app = create_app(Settings(model_repository=repo, default_model="tiny-a", device="cuda"))
     with TestClient(app) as client:
         deadline = time.monotonic() + 60

@@ -63,7 +63,7 @@ def test_colour_partners_share_hue_and_differ_in_digit(tiny_mnist: Path) -> None
 
 def test_unknown_specified_factor_is_rejected(tiny_mnist: Path) -> None:
     with pytest.raises(ValueError, match="digit' or 'colour"):
-        ColorMNIST(read_mnist(tiny_mnist, "train"), 0, "size")  # type: ignore[arg-type]
+        ColorMNIST(read_mnist(tiny_mnist, "train"), 0, "size")
 
 
 def test_examples_take_the_image_the_chooser_picks_among_each_digits_candidates(tiny_mnist: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from tests.serving import free_port
+from bench.servers import free_port
 from tests.trainer.helpers import tiny_config
 from tests.trainer.test_cli import ROOT
 from trainer import checkpoint
@@ -70,7 +70,8 @@ def _one_step(rank: int, world: int, port: int, data: str, out: str) -> None:
 
 
 def test_two_process_step_equals_one_step_on_the_combined_batch(tiny_mnist: Path, tmp_path: Path) -> None:
-    mp.spawn(_one_step, args=(2, free_port(), str(tiny_mnist), str(tmp_path)), nprocs=2, join=True)
+    spawn_args = (2, free_port(), str(tiny_mnist), str(tmp_path))
+    mp.spawn(_one_step, args=spawn_args, nprocs=2, join=True)  # type: ignore[attr-defined]
     ctx = mp.get_context("spawn")
     single = ctx.Process(target=_one_step, args=(0, 1, 0, str(tiny_mnist), str(tmp_path)))
     single.start()

@@ -65,7 +65,7 @@ def test_parity_check_fails_loudly_for_other_weights(exported: tuple[Path, Path]
     run, folder = exported
     model, _, _ = load_model(run)
     with torch.no_grad():
-        model.decoder.fc[0].bias.add_(0.5)
+        model.decoder.fc[0].bias.add_(0.5)  # type: ignore[operator]
     with pytest.raises(ExportError, match="differs from PyTorch"):
         check_parity(model, folder, None)
 

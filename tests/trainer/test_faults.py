@@ -15,7 +15,6 @@ import pytest
 import torch
 
 from tests.trainer.helpers import tiny_config
-from trainer import checkpoint
 from trainer.checkpoint import OutputError
 from trainer.train import start_or_resume
 
@@ -96,7 +95,7 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(
     def full_disk(*_: object, **__: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    monkeypatch.setattr(torch, "save", full_disk)  # what trainer.checkpoint calls
     with pytest.raises(OutputError, match="No space left on device"):
         trainer.save()
     assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == good  # never half-written

@@ -90,10 +90,10 @@ def test_a_resumed_run_with_the_terms_on_continues_identically(tiny_mnist: Path,
         base = tiny_config(tiny_mnist, max_steps=steps, log_every=1)
         return replace(base, objective=replace(base.objective, l_between1=5.0, l_pair2=1.0))
 
-    straight = start_or_resume(config(12), tmp_path / "a", resume=False)  # type: ignore[arg-type]
+    straight = start_or_resume(config(12), tmp_path / "a", resume=False)
     straight.run(show_progress=False)
-    start_or_resume(config(5), tmp_path / "b", resume=False).run(show_progress=False)  # type: ignore[arg-type]
-    resumed = start_or_resume(config(12), tmp_path / "b", resume=True)  # type: ignore[arg-type]
+    start_or_resume(config(5), tmp_path / "b", resume=False).run(show_progress=False)
+    resumed = start_or_resume(config(12), tmp_path / "b", resume=True)
     resumed.run(show_progress=False)
     for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
