@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import logs, openapi
-from service.batching import BatcherFactory, DynamicBatcher, QueueFullError
+from service.batching import BatcherFactory, BatcherStoppedError, DynamicBatcher, QueueFullError
 from service.errors import code_for, validation_detail
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics, mark_dead
@@ -149,6 +149,16 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
         log.exception("unhandled error", extra={"request_id": request_id})
         detail = f"internal error; quote request id {request_id} to the operator"
         return JSONResponse({"detail": detail, "code": "internal_error"}, status_code=500)
+
+    @app.exception_handler(BatcherStoppedError)
+    async def on_stopped(_: Request, exc: BatcherStoppedError) -> JSONResponse:
+        metrics.rejected.labels("draining").inc()
+        detail = f"{exc}; retry after the time in Retry-After"
+        return JSONResponse(
+            {"detail": detail, "code": "draining"},
+            status_code=503,
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
 
     @app.exception_handler(QueueFullError)
     async def on_queue_full(_: Request, exc: QueueFullError) -> JSONResponse:

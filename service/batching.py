@@ -28,39 +28,22 @@ RunFn = Callable[[Arrays], Arrays]
 
 
 class QueueFullError(RuntimeError):
-    """The batcher holds as many rows as it may; try again shortly."""
+    """The batcher holds as many rows as it may; try again shortly (503, counted as queue_full)."""
+
+
+class BatcherStoppedError(RuntimeError):
+    """The batcher was stopped: its model was replaced or the service is shutting down (503, draining)."""
 
 
 @dataclass(frozen=True)
 class BatchSpec:
-    """What one batcher batches (one network of one model) and its bounds."""
+    """What one batcher batches (one network of one model) and its bounds: configuration only."""
 
     model: str
     network: str
     max_batch: int
     max_delay_s: float
     max_queue: int
-
-    def blocks(self, inputs: Arrays, queued_rows: int, stopped: bool) -> list[tuple[Arrays, int]]:
-        """A request's rows cut into blocks of at most ``max_batch``, or why it may not queue now."""
-        if stopped:
-            raise QueueFullError(f"{self.model} was just replaced or is shutting down")
-        rows = next(iter(inputs.values())).shape[0]
-        if rows == 0:
-            raise ValueError("no rows to run")
-        if queued_rows + rows > self.max_queue:
-            raise QueueFullError(f"{self.model}/{self.network}: {queued_rows} rows already queued")
-        return [
-            ({k: v[start : start + self.max_batch] for k, v in inputs.items()}, min(self.max_batch, rows - start))
-            for start in range(0, rows, self.max_batch)
-        ]
-
-    def observe(self, metrics: Metrics, enqueued: list[float], started: float, rows: int) -> None:
-        """One finished run: each block's wait, the rows run together, the run's time."""
-        for at in enqueued:
-            metrics.queue_time.labels(self.model, self.network).observe(started - at)
-        metrics.batch_size.labels(self.model, self.network).observe(rows)
-        metrics.inference_time.labels(self.model, self.network).observe(time.perf_counter() - started)
 
 
 def join(parts: list[Arrays]) -> Arrays:
@@ -80,14 +63,9 @@ def split(outputs: Arrays, rows: list[int]) -> list[Arrays]:
 
 
 class Batcher(Protocol):
-    """What the routes and the model registry need of a batcher, whichever queue is behind it.
-
-    ``DynamicBatcher`` (below) is the app's own; ``service.ray_batching.ServeBatcher``
-    puts Ray Serve's ``@serve.batch`` behind the same interface.
-    """
+    """What the routes and the model store need of a batcher, whichever queue is behind it."""
 
     spec: BatchSpec
-    busy: bool
     runs: int
 
     @property
@@ -97,10 +75,92 @@ class Batcher(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def idle(self) -> None: ...
+
     async def submit(self, inputs: Arrays) -> Arrays: ...
 
 
 BatcherFactory = Callable[[RunFn, BatchSpec, Metrics], Batcher]
+
+
+class BatcherBase:
+    """Everything a batcher does but queueing: bounds and chunking, the ONNX Runtime run on a worker
+    thread, splitting the outputs back, metrics, idleness and stopping.
+
+    ``DynamicBatcher`` (below, the app's own queue) and ``service.ray_batching.ServeBatcher``
+    (Ray Serve's ``@serve.batch``) differ only in how they queue blocks until ``run_blocks``.
+    """
+
+    def __init__(self, run: RunFn, spec: BatchSpec, metrics: Metrics) -> None:
+        self._run, self.spec, self._metrics = run, spec, metrics
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{spec.model}-{spec.network}")
+        self._queued_rows = 0
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.stopped = False
+        self.runs = 0
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    def blocks(self, inputs: Arrays) -> list[tuple[Arrays, int]]:
+        """A request's rows cut into blocks of at most ``max_batch``, counted as queued; or why they may not queue."""
+        spec = self.spec
+        if self.stopped:
+            raise BatcherStoppedError(f"{spec.model} was just replaced or the service is shutting down")
+        rows = next(iter(inputs.values())).shape[0]
+        if rows == 0:
+            raise ValueError("no rows to run")
+        if self._queued_rows + rows > spec.max_queue:
+            raise QueueFullError(f"{spec.model}/{spec.network}: {self._queued_rows} rows already queued")
+        self._count_queued(rows)
+        return [
+            ({k: v[start : start + spec.max_batch] for k, v in inputs.items()}, min(spec.max_batch, rows - start))
+            for start in range(0, rows, spec.max_batch)
+        ]
+
+    def _count_queued(self, rows: int) -> None:
+        self._queued_rows += rows
+        if self._queued_rows or self._running:
+            self._idle.clear()
+        else:
+            self._idle.set()
+
+    def _begin_run(self) -> None:
+        """Rows are leaving the queue for a run: counted as running first, so idle() never sees a gap."""
+        self._running += 1
+        self._idle.clear()
+
+    def _end_run(self) -> None:
+        self._running -= 1
+        self._count_queued(0)
+
+    async def run_blocks(self, blocks: list[tuple[Arrays, float]]) -> list[Arrays]:
+        """One ONNX Runtime run for blocks (inputs, enqueue time) that left the queue; their outputs, in order.
+
+        The caller brackets it with ``_begin_run`` (before taking the rows off the queue) and ``_end_run``.
+        """
+        started = time.perf_counter()
+        rows = [next(iter(inputs.values())).shape[0] for inputs, _ in blocks]
+        inputs = {k: np.concatenate([b[k] for b, _ in blocks]) for k in blocks[0][0]}
+        outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+        self.runs += 1
+        labels = (self.spec.model, self.spec.network)
+        for _, enqueued in blocks:
+            self._metrics.queue_time.labels(*labels).observe(started - enqueued)
+        self._metrics.batch_size.labels(*labels).observe(sum(rows))
+        self._metrics.inference_time.labels(*labels).observe(time.perf_counter() - started)
+        return split(outputs, rows)
+
+    async def idle(self) -> None:
+        """Return once no row is queued or running (a replaced model drains by awaiting this)."""
+        await self._idle.wait()
+
+    async def stop(self) -> None:
+        self.stopped = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -111,19 +171,14 @@ class _Job:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-class DynamicBatcher:
-    """Coalesces row blocks for one ONNX Runtime session."""
+class DynamicBatcher(BatcherBase):
+    """The app's own queue: blocks wait in a deque for a window, then run together."""
 
     def __init__(self, run: RunFn, spec: BatchSpec, metrics: Metrics) -> None:
-        self._run, self.spec, self._metrics = run, spec, metrics
+        super().__init__(run, spec, metrics)
         self._jobs: deque[_Job] = deque()
-        self._queued_rows = 0
         self._arrived = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{spec.model}-{spec.network}")
         self._task: asyncio.Task[None] | None = None
-        self._stopped = False
-        self.busy = False
-        self.runs = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -132,7 +187,7 @@ class DynamicBatcher:
             )
 
     async def stop(self) -> None:
-        self._stopped = True
+        self.stopped = True
         if self._task is not None:
             self._task.cancel()
             try:
@@ -142,23 +197,18 @@ class DynamicBatcher:
             self._task = None
         for job in self._jobs:
             if not job.future.done():
-                job.future.set_exception(QueueFullError("the service is shutting down"))
+                job.future.set_exception(BatcherStoppedError("the service is shutting down"))
+        self._count_queued(-sum(job.rows for job in self._jobs))
         self._jobs.clear()
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    @property
-    def queued_rows(self) -> int:
-        return self._queued_rows
+        await super().stop()
 
     async def submit(self, inputs: Arrays) -> Arrays:
         """Run ``inputs`` (equal first dimensions) through the network, batched with other requests."""
-        blocks = self.spec.blocks(inputs, self._queued_rows, self._stopped)
         loop = asyncio.get_running_loop()
         futures = []
-        for chunk, rows in blocks:
+        for chunk, rows in self.blocks(inputs):
             job = _Job(chunk, rows, loop.create_future())
             self._jobs.append(job)
-            self._queued_rows += rows
             futures.append(job.future)
         self._arrived.set()
         return join(list(await asyncio.gather(*futures)))
@@ -189,30 +239,28 @@ class DynamicBatcher:
     def _take(self) -> list[_Job]:
         batch: list[_Job] = []
         rows = 0
+        self._begin_run()
         while self._jobs and rows + self._jobs[0].rows <= self.spec.max_batch:
             job = self._jobs.popleft()
-            self._queued_rows -= job.rows
+            self._count_queued(-job.rows)
             if job.future.done():  # the client went away; do not spend a run on it
                 continue
             batch.append(job)
             rows += job.rows
+        if not batch:
+            self._end_run()
         return batch
 
     async def _execute(self, batch: list[_Job]) -> None:
-        started = time.perf_counter()
-        inputs = {k: np.concatenate([j.inputs[k] for j in batch]) for k in batch[0].inputs}
-        self.busy = True
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+            parts = await self.run_blocks([(j.inputs, j.enqueued) for j in batch])
         except Exception as exc:  # an ORT failure must reach every waiting request, not kill the loop
             for job in batch:
                 if not job.future.done():
                     job.future.set_exception(exc)
             return
         finally:
-            self.busy = False
-        self.runs += 1
-        self.spec.observe(self._metrics, [j.enqueued for j in batch], started, sum(j.rows for j in batch))
-        for job, part in zip(batch, split(outputs, [j.rows for j in batch]), strict=True):
+            self._end_run()
+        for job, part in zip(batch, parts, strict=True):
             if not job.future.done():
                 job.future.set_result(part)

@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
 from ray import serve
 
-from service.batching import Arrays, BatcherFactory, BatchSpec, DynamicBatcher, QueueFullError, RunFn, join, split
+from service.batching import (
+    Arrays,
+    BatcherBase,
+    BatcherFactory,
+    BatcherStoppedError,
+    BatchSpec,
+    DynamicBatcher,
+    RunFn,
+    join,
+)
 from service.metrics import Metrics
 from service.settings import Settings
 
@@ -42,16 +49,11 @@ def _rows(blocks: list[_Block]) -> int:
     return sum(b.rows for b in blocks)
 
 
-class ServeBatcher:
-    """One network of one model, batched by ``@serve.batch``."""
+class ServeBatcher(BatcherBase):
+    """One network of one model, queued by ``@serve.batch``; the run itself is the base's."""
 
     def __init__(self, run: RunFn, spec: BatchSpec, metrics: Metrics) -> None:
-        self._run, self.spec, self._metrics = run, spec, metrics
-        self._queued_rows = 0
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{spec.model}-{spec.network}")
-        self._stopped = False
-        self.busy = False
-        self.runs = 0
+        super().__init__(run, spec, metrics)
         decorate = serve.batch(
             max_batch_size=spec.max_batch, batch_wait_timeout_s=spec.max_delay_s, batch_size_fn=_rows
         )
@@ -60,40 +62,26 @@ class ServeBatcher:
     def start(self) -> None:
         """Nothing to start: Serve creates its queue on the first request."""
 
-    async def stop(self) -> None:
-        self._stopped = True
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    @property
-    def queued_rows(self) -> int:
-        return self._queued_rows
-
     async def submit(self, inputs: Arrays) -> Arrays:
         """Run ``inputs`` (equal first dimensions) through the network, batched by Serve with other requests."""
-        blocks = [_Block(chunk, rows) for chunk, rows in self.spec.blocks(inputs, self._queued_rows, self._stopped)]
-        self._queued_rows += _rows(blocks)
+        blocks = [_Block(chunk, rows) for chunk, rows in self.blocks(inputs)]
         try:
             return join(list(await asyncio.gather(*(self._batched(block) for block in blocks))))
         finally:  # blocks Serve dropped (the client went away) must not stay counted
-            self._queued_rows -= _rows([b for b in blocks if not b.started])
+            self._count_queued(-_rows([b for b in blocks if not b.started]))
 
     async def _run_blocks(self, blocks: list[_Block]) -> list[Arrays]:
         """Serve's batch handler: one ONNX Runtime run for every block in the batch."""
-        started = time.perf_counter()
-        for block in blocks:
-            block.started = True
-        self._queued_rows -= _rows(blocks)
-        if self._stopped:
-            raise QueueFullError("the service is shutting down")
-        inputs = {k: np.concatenate([b.inputs[k] for b in blocks]) for k in blocks[0].inputs}
-        self.busy = True
+        self._begin_run()
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+            for block in blocks:
+                block.started = True
+            self._count_queued(-_rows(blocks))
+            if self.stopped:
+                raise BatcherStoppedError("the service is shutting down")
+            return await self.run_blocks([(b.inputs, b.enqueued) for b in blocks])
         finally:
-            self.busy = False
-        self.runs += 1
-        self.spec.observe(self._metrics, [b.enqueued for b in blocks], started, _rows(blocks))
-        return split(outputs, [b.rows for b in blocks])
+            self._end_run()
 
 
 def batcher_for(settings: Settings) -> BatcherFactory:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,14 +238,17 @@ def _unchanged(current: LoadedModel, folder: Path) -> bool:
     return manifest.version == current.manifest.version and manifest.files == current.manifest.files
 
 
-async def retire(model: LoadedModel, quiet_s: float = 2.0) -> None:
-    """Stop a replaced model's batchers once nothing has been queued on them for ``quiet_s``."""
-    quiet_since = time.monotonic()
-    while time.monotonic() - quiet_since < quiet_s:
-        if any(b.queued_rows or b.busy for b in model.batchers.values()):
-            quiet_since = time.monotonic()
-        await asyncio.sleep(0.05)
+async def retire(model: LoadedModel) -> None:
+    """Stop a replaced model's batchers once the requests that still hold it have finished.
+
+    No new request can reach it (the registry already names its successor); a request that
+    looked it up just before the swap may still submit, so each batcher is awaited idle
+    after the others, then stopped.
+    """
     for batcher in model.batchers.values():
+        await batcher.idle()
+    for batcher in model.batchers.values():
+        await batcher.idle()
         await batcher.stop()
 
 

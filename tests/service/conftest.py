@@ -120,3 +120,18 @@ def parse_metrics(text: str) -> dict[str, float]:
         key = name + ("{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}" if pairs else "")
         samples[key] = float("inf") if value == "+Inf" else float(value)
     return samples
+
+
+@pytest.fixture
+def replica_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray Serve's batch queue asks for its replica's context (only max_ongoing_requests is read)."""
+    import types
+
+    serve = pytest.importorskip("ray.serve", reason="the ray extra is not installed")
+    config = types.SimpleNamespace(max_ongoing_requests=64)
+    monkeypatch.setattr(serve, "get_replica_context", lambda: types.SimpleNamespace(_deployment_config=config))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
