@@ -23,20 +23,20 @@ from service.lifecycle import Lifecycle
 from service.metrics import Metrics, mark_dead
 from service.middleware import AccessMiddleware, LimitsMiddleware
 from service.routes import admin, docs, inference, models, ops, page
-from service.runtime import Registry, StartupError, attach_batchers, choose_providers, discover, load_repository
+from service.runtime import Registry, StartupError, choose_providers, discover, sync
 from service.settings import Settings, get_settings
 
 log = logging.getLogger("service.app")
 
 
 async def _load(app: FastAPI) -> None:
-    """Load and warm every model off the event loop, then attach batchers and mark the app ready."""
+    """Load and warm every model (the same sync as a reload, from an empty registry), then mark the app ready."""
     settings: Settings = app.state.settings
-    registry: Registry = await asyncio.to_thread(load_repository, settings, app.state.metrics)
-    attach_batchers(registry, settings, app.state.metrics, app.state.batcher_factory)
+    registry: Registry = app.state.registry
+    async with app.state.reload_lock:
+        await sync(registry, settings, app.state.metrics, app.state.batcher_factory)
     if settings.default_model not in registry.models:
         log.warning("default model %r is not serving; requests without ?model= will get 404", settings.default_model)
-    app.state.registry = registry
     registry.ready = True
     log.info("ready: %d model(s) serving, %d refused", len(registry.models), len(registry.refused))
 
@@ -51,11 +51,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     except StartupError as exc:
         log.critical("cannot start: %s", exc)
         raise
+    app.state.reload_lock = asyncio.Lock()  # start-up's load and every reload take turns
     loading = asyncio.create_task(_load(app))
     app.state.loading = loading
     if settings.load_before_serving:
         await loading
-    app.state.reload_lock = asyncio.Lock()
     _reload_on_sighup(app)
     try:
         yield

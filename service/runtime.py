@@ -187,24 +187,6 @@ def try_load(folder: Path, settings: Settings, providers: list[str]) -> LoadedMo
     return model
 
 
-def load_repository(settings: Settings, metrics: Metrics) -> Registry:
-    """Load every model folder; refuse the broken ones alone."""
-    providers = choose_providers(settings.device)
-    registry = Registry()
-    for folder in discover(settings.model_repository):
-        result = try_load(folder, settings, providers)
-        if isinstance(result, str):
-            registry.refused[folder.name] = result
-        else:
-            registry.models[result.name] = result
-    _update_gauges(registry, metrics)
-    return registry
-
-
-def _update_gauges(registry: Registry, metrics: Metrics) -> None:
-    metrics.set_models((m.name, m.manifest.version, m.provider) for m in registry.models.values())
-
-
 def start_batchers(
     model: LoadedModel, settings: Settings, metrics: Metrics, factory: BatcherFactory = DynamicBatcher
 ) -> None:
@@ -220,13 +202,6 @@ def start_batchers(
         batcher = factory(run, spec, metrics)
         batcher.start()
         model.batchers[network] = batcher
-
-
-def attach_batchers(
-    registry: Registry, settings: Settings, metrics: Metrics, factory: BatcherFactory = DynamicBatcher
-) -> None:
-    for model in registry.models.values():
-        start_batchers(model, settings, metrics, factory)
 
 
 def _unchanged(current: LoadedModel, folder: Path) -> bool:
@@ -252,13 +227,14 @@ async def retire(model: LoadedModel) -> None:
         await batcher.stop()
 
 
-async def reload_repository(
+async def sync(
     registry: Registry, settings: Settings, metrics: Metrics, factory: BatcherFactory = DynamicBatcher
 ) -> dict[str, Any]:
-    """Pick up new, changed and removed model folders without failing requests in flight.
+    """Make the registry serve what the model repository holds: the one path for start-up, reload and SIGHUP.
 
-    A new version replaces the old one only once it has loaded and warmed up;
-    a broken new version is refused and the old one keeps serving.
+    New and changed folders load (off the event loop) and warm up before they serve; a broken new
+    version is refused and the old one keeps serving; removed folders stop serving. A replaced
+    model finishes the requests that hold it before its batchers stop. Gauges follow what is loaded.
     """
     providers = choose_providers(settings.device)
     folders = {f.name: f for f in discover(settings.model_repository)}
@@ -283,9 +259,11 @@ async def reload_repository(
     for name in sorted(set(registry.models) - set(folders)):
         retiring.append(registry.models.pop(name))
         report["removed"].append(name)
+    for name in set(registry.refused) - set(folders):  # a refused folder that is gone is no longer refused
+        registry.refused.pop(name)
     for old in retiring:
         task = asyncio.create_task(retire(old))
         registry.retiring.add(task)
         task.add_done_callback(registry.retiring.discard)
-    _update_gauges(registry, metrics)
+    metrics.set_models((m.name, m.manifest.version, m.provider) for m in registry.models.values())
     return report

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from service.deps import require_api_key
 from service.routes.inference import ERRORS
-from service.runtime import reload_repository
+from service.runtime import sync
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_api_key)])
 
@@ -23,7 +23,5 @@ async def reload_models(app: Any) -> dict[str, Any]:
     """One reload at a time: a second caller waits for the first to finish."""
     state = app.state
     async with state.reload_lock:
-        report: dict[str, Any] = await reload_repository(
-            state.registry, state.settings, state.metrics, state.batcher_factory
-        )
+        report: dict[str, Any] = await sync(state.registry, state.settings, state.metrics, state.batcher_factory)
     return report
