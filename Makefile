@@ -31,16 +31,30 @@ $(GPU_VENV)/.installed: pyproject.toml constraints.txt
 	! $(GPU_VENV)/bin/pip show onnxruntime >/dev/null 2>&1
 	touch $@
 
+# The service's tests in the serving environment alone (no torch, no trainer): see `test`.
+SERVICE_TEST_VENV := .venv-service-test
+$(SERVICE_TEST_VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(SERVICE_TEST_VENV)
+	$(SERVICE_TEST_VENV)/bin/pip install $(PIP_FLAGS) -e ".[serve,service-test]"
+	! $(SERVICE_TEST_VENV)/bin/python -c "import torch" 2>/dev/null
+	touch $@
+
 venv: $(VENV)/.installed
 serve-venv: $(SERVE_VENV)/.installed
 
-# The Ray Serve tests mostly wait on Ray's start-up and on a replica's restart, so they run in a
-# second pytest session beside the rest; both must pass. Their output follows the main session's.
-test: $(VENV)/.installed
+# Three pytest sessions, all must pass: the Ray Serve tests (they mostly wait on Ray's start-up and
+# on a replica's restart) beside the rest; tests/service in the torch-free serving environment
+# (what proves the service stands alone; only its Ray Serve batcher tests need the full one); and
+# everything else in the full environment. The Ray session's output follows the others'.
+test: $(VENV)/.installed $(SERVICE_TEST_VENV)/.installed
 	@$(VENV)/bin/python -m pytest -q -m ray -p no:cacheprovider > .ray-tests.log 2>&1 & ray=$$!; \
-	$(VENV)/bin/python -m pytest -q -m "not ray"; main=$$?; \
+	echo "---- the service's tests, torch-free (.venv-service-test) ----"; \
+	$(SERVICE_TEST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/service; service=$$?; \
+	echo "---- everything else (.venv) ----"; \
+	$(VENV)/bin/python -m pytest -q -m "not ray" -p no:cacheprovider tests/trainer tests/modelrepo tests/reliability \
+	  tests/web tests/deploy tests/bench tests/service/test_ray_batching.py tests/service/test_batching.py; main=$$?; \
 	wait $$ray; ray_status=$$?; echo "---- Ray Serve tests (tests/deploy/test_ray_serve.py) ----"; \
-	cat .ray-tests.log; exit $$(( main != 0 || ray_status != 0 ))
+	cat .ray-tests.log; exit $$(( main != 0 || service != 0 || ray_status != 0 ))
 
 # Build the Docker image and run it for real (buildah + podman + Docker Compose v2; about 2.5 minutes
 # from nothing, under a minute from cache). It installs its own tools; see deploy/docker-check.sh.
@@ -70,7 +84,7 @@ classifier: $(VENV)/.installed
 	$(VENV)/bin/python -m trainer train-classifier --data-dir $(MNIST) --out evaluators/digit_cnn.pt
 
 clean:
-	rm -rf $(VENV) $(SERVE_VENV) $(GPU_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SERVE_VENV) $(GPU_VENV) $(SERVICE_TEST_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Reproduce a shipped model: train (about 20 minutes on 2 CPU cores), export, evaluate into the manifest.
 # make model SPECIFIED=digit   |   make model SPECIFIED=colour FLAGS="--b1 8"

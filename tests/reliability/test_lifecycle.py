@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.service.conftest import export_tiny, running_app
+from tests.service.conftest import running_app, tiny_model
 from tests.serving import serve
 
 DECODE = {"z1": [0.5] * 4, "z2": [0.0] * 3}
@@ -44,13 +44,12 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(repo: Path) -> N
         assert time.monotonic() - started < 10
 
 
-def _replace_with_new_version(repo: Path, name: str, seed: int, version: str, tmp: Path) -> None:
-    staged = export_tiny(tmp, name, z1=4, z2=3, seed=seed)
-    manifest = (staged / "manifest.json").read_text().replace('"version": "1"', f'"version": "{version}"')
-    (staged / "manifest.json").write_text(manifest)
-    old = repo / f".{name}.old"
-    (repo / name).rename(old)
-    staged.rename(repo / name)
+def _replace_with_new_version(repo: Path, tmp: Path) -> None:
+    """tiny-a version 2 (other weights), swapped in the way a deployment would: staged, then renamed."""
+    staged = tiny_model("versions/tiny-a-v2", tmp / "tiny-a")
+    old = repo / ".tiny-a.old"
+    (repo / "tiny-a").rename(old)
+    staged.rename(repo / "tiny-a")
     shutil.rmtree(old)
 
 
@@ -60,7 +59,7 @@ async def test_new_version_is_picked_up_without_failing_requests_in_flight(repo:
         before = (await http.post("/decode", json=DECODE)).content
         in_flight = asyncio.create_task(http.post("/decode", json=DECODE))
         await asyncio.sleep(0.1)
-        _replace_with_new_version(repo, "tiny-a", seed=7, version="2", tmp=tmp_path)
+        _replace_with_new_version(repo, tmp_path)
         report = (await http.post("/admin/reload")).json()
         assert report["loaded"] == ["tiny-a"] and report["unchanged"] == ["tiny-b"]
         assert (await in_flight).status_code == 200
@@ -72,7 +71,7 @@ async def test_new_version_is_picked_up_without_failing_requests_in_flight(repo:
 @pytest.mark.anyio
 async def test_broken_new_version_leaves_the_old_one_serving(repo: Path, tmp_path: Path) -> None:
     async with running_app(repo) as (_, http):
-        _replace_with_new_version(repo, "tiny-a", seed=5, version="2", tmp=tmp_path)
+        _replace_with_new_version(repo, tmp_path)
         data = bytearray((repo / "tiny-a" / "encoder.onnx").read_bytes())
         data[-5] ^= 0xFF
         (repo / "tiny-a" / "encoder.onnx").write_bytes(bytes(data))
@@ -86,7 +85,7 @@ async def test_broken_new_version_leaves_the_old_one_serving(repo: Path, tmp_pat
 async def test_removed_and_added_models_follow_the_repository(repo: Path, tmp_path: Path) -> None:
     async with running_app(repo) as (_, http):
         shutil.rmtree(repo / "tiny-b")
-        export_tiny(repo, "tiny-c", z1=3, z2=2, seed=3)
+        tiny_model("versions/tiny-c", repo / "tiny-c")
         report = (await http.post("/admin/reload")).json()
         assert report["removed"] == ["tiny-b"] and report["loaded"] == ["tiny-c"]
         names = [m["name"] for m in (await http.get("/models")).json()["models"]]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.conftest import export_tiny
+from tests.service.conftest import tiny_model
 from tests.serving import serve
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -24,9 +24,8 @@ EXAMPLES_PER_ROUTE = 30
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root: Path = tmp_path_factory.mktemp("fuzz-models")
-    export_tiny(root, "tiny-a", z1=4, z2=3, seed=0)
-    return root
+    root: Path = tmp_path_factory.mktemp("fuzz")
+    return tiny_model("models", root / "models")
 
 
 def _schemathesis(url: str, *extra: str) -> subprocess.CompletedProcess[str]:

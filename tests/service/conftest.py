@@ -1,4 +1,7 @@
-"""Tiny models exported by the tests themselves, in a throwaway model repository."""
+"""The service's fixtures: committed tiny ONNX models in a throwaway repository, and test helpers.
+
+Nothing here imports torch or the trainer: the service's tests run in the serving environment alone.
+"""
 
 from __future__ import annotations
 
@@ -12,48 +15,27 @@ from typing import Any
 
 import httpx
 import pytest
-import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
-from modelrepo.manifest import FileEntry
 from service.app import create_app
 from service.batching import BatcherFactory
 from service.settings import Settings
-from trainer.export import export_onnx
-from trainer.networks import NetworkConfig, TwoCodeVAE
 
 
-def export_tiny(folder: Path, name: str, z1: int, z2: int, seed: int) -> Path:
-    torch.manual_seed(seed)
-    target = folder / name
-    target.mkdir(parents=True)
-    model = TwoCodeVAE(NetworkConfig(channels=3, image_size=32, z1_dim=z1, z2_dim=z2, width=4, hidden=16))
-    export_onnx(model, target)
-    Manifest(
-        name=name,
-        version="1",
-        description="tiny test model",
-        specified_factors=["digit"],
-        image=ImageShape(channels=3, height=32, width=32),
-        z1_dim=z1,
-        z2_dim=z2,
-        preprocessing=Preprocessing(channels=3, height=32, width=32),
-        files={
-            f: FileEntry(sha256=file_sha256(target / f), bytes=(target / f).stat().st_size)
-            for f in ("encoder.onnx", "decoder.onnx")
-        },
-    ).save(target)
-    return target
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"  # committed; tests/fixtures/make_tiny_models.py
+
+
+def tiny_model(name: str, into: Path) -> Path:
+    """A copy of a committed tiny model folder (models/tiny-a, versions/tiny-a-v2, ...) as ``into``."""
+    shutil.copytree(FIXTURES / name, into)
+    return into
 
 
 @pytest.fixture(scope="session")
-def model_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("exported")
-    export_tiny(root, "tiny-a", z1=4, z2=3, seed=0)
-    export_tiny(root, "tiny-b", z1=2, z2=5, seed=1)
-    return root
+def model_source() -> Path:
+    """Tiny models made once by the trainer and committed: tiny-a (z1 4, z2 3) and tiny-b (z1 2, z2 5)."""
+    return FIXTURES / "models"
 
 
 @pytest.fixture
