@@ -22,7 +22,6 @@ from service.app import create_app
 from service.batching import BatcherFactory
 from service.settings import Settings
 
-
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"  # committed; tests/fixtures/make_tiny_models.py
 
 
