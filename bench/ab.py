@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.__main__ import measure, requests_for
+from bench.workloads import measure, requests_for
 
 POINTS = (("swap", 1), ("swap", 8), ("encode", 1), ("encode", 32), ("encode64", 1))
 

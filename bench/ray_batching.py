@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.__main__ import _diff, batch_histogram, measure, requests_for
+from bench.workloads import batch_histogram, counts_diff, measure, requests_for
 
 BASE = {
     "TWOCODE_MODEL_REPOSITORY": "models",
@@ -60,7 +60,7 @@ def workloads(running: servers.Running, seconds: float, reps: int) -> dict[str, 
         before = _with_sum(running.get("/metrics"))
         out[key] = measure(running.port, reqs[route], concurrency, seconds, reps, images)
         if key == "encode@32":
-            rows = rows_per_run(_diff(_with_sum(running.get("/metrics")), before))
+            rows = rows_per_run(counts_diff(_with_sum(running.get("/metrics")), before))
             out[key]["encoder_rows_per_run"] = round(rows, 2)
     return out
 

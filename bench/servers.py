@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -110,19 +111,42 @@ RAY_ENV = {
 }
 
 
-def replica_pids(deployment: str = "twocode") -> set[int]:
-    """Processes Ray titled as replicas of the deployment."""
+def _pids_whose(read: str, marker: bytes) -> set[int]:
+    """Processes whose /proc/PID/{read} (cmdline, environ) contains ``marker`` (a regular expression)."""
+    pattern = re.compile(marker)
     pids = set()
-    marker = f"ServeReplica:twocode:{deployment}".encode()
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                title = (entry / "cmdline").read_bytes()
+                if pattern.search((entry / read).read_bytes()):
+                    pids.add(int(entry.name))
             except OSError:
                 continue
-            if marker in title:
-                pids.add(int(entry.name))
     return pids
+
+
+def replica_pids(deployment: str = "twocode") -> set[int]:
+    """Processes Ray titled as replicas of the deployment."""
+    return _pids_whose("cmdline", re.escape(f"ServeReplica:twocode:{deployment}".encode()))
+
+
+def stop_our_ray(ray_tmp: Path, gcs_port: int, grace_s: float = 20.0) -> set[int]:
+    """Stop the Ray processes of the head we started, and no other (``ray stop --force`` stops every
+    Ray on the host: another user's cluster, a second benchmark). Ours name our temp dir or our GCS
+    port on their command line, or carry our temp dir in their environment."""
+    here = re.escape(str(ray_tmp).encode())
+    ours = _pids_whose("cmdline", here) | _pids_whose("environ", here)
+    ours |= _pids_whose("cmdline", rb"127\.0\.0\.1:%d(?!\d)" % gcs_port)
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        for pid in ours:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in ours):
+            time.sleep(0.2)
+    return ours
 
 
 def serve_config(
@@ -223,5 +247,5 @@ def ray_serve(
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-        subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_our_ray(ray_tmp, gcs_port)
         shutil.rmtree(ray_tmp, ignore_errors=True)

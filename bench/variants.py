@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.__main__ import measure, requests_for
+from bench.workloads import measure, requests_for
 
 WORKLOADS = (("encode", 1), ("encode", 32), ("swap", 1), ("swap", 8))
 BASE = {"TWOCODE_MODEL_REPOSITORY": "models", "TWOCODE_DEFAULT_MODEL": "colormnist-digit", "TWOCODE_DEVICE": "cpu"}

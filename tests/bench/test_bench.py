@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from bench import servers
-from bench.__main__ import batch_histogram, requests_for
 from bench.loadgen import build_request, multipart, run_load
 from bench.report import markdown, targets, write_report
+from bench.workloads import batch_histogram, requests_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,3 +161,20 @@ def test_ab_report_gives_medians_and_ratios_per_point() -> None:
 
     report = markdown("abc1234", {"swap@8": {"base": 100.0, "new": 150.0, "ratio": 1.5}}, 4, 2.0)
     assert "--base abc1234" in report and "| swap@8 | 100.0 | 150.0 | 1.5 |" in report
+
+
+def test_stopping_our_ray_leaves_other_processes_alone(tmp_path: Path) -> None:
+    """Only processes naming our Ray temp dir or GCS port are stopped (not every Ray on the host)."""
+    import subprocess
+    import sys
+
+    ours_dir = tmp_path / "ray-ours"
+    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--temp-dir={ours_dir}"])
+    theirs = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--temp-dir=/tmp/ray-theirs"])
+    try:
+        stopped = servers.stop_our_ray(ours_dir, gcs_port=1, grace_s=5)
+        assert ours.wait(timeout=5) != 0 and ours.pid in stopped
+        assert theirs.poll() is None and theirs.pid not in stopped
+    finally:
+        theirs.kill()
+        theirs.wait()
