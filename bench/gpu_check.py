@@ -40,7 +40,8 @@ import numpy as np
 from bench import servers
 from bench.loadgen import build_request, multipart, run_load
 from modelrepo import load_manifest
-from modelrepo.manifest import ENCODER_FILE, PARITY_ATOL, PARITY_RTOL
+from modelrepo.codec import OnnxCodec
+from modelrepo.manifest import PARITY_ATOL, PARITY_RTOL
 
 ROOT = servers.ROOT
 MODELS = ("colormnist-digit", "colormnist-colour")
@@ -87,7 +88,6 @@ def providers_served(running: servers.Running) -> dict[str, str]:
 
 def parity(running: servers.Running, name: str) -> dict[str, Any]:
     """The served codes and swaps against ONNX Runtime on the CPU, on the model's examples."""
-    import onnxruntime as ort
     from PIL import Image
 
     from deploy.swap_answer import expected_swap
@@ -98,9 +98,8 @@ def parity(running: servers.Running, name: str) -> dict[str, Any]:
     pngs = _examples(name)
     fields = [("image", f"{i}.png", png, "image/png") for i, png in enumerate(pngs)]
     served = json.loads(_post(running.port, f"/encode?model={name}", fields, "application/json"))
-    session = ort.InferenceSession(str(folder / ENCODER_FILE), providers=[CPU])
     batch = np.stack([to_input(p, manifest.preprocessing, 1 << 24, str(i)) for i, p in enumerate(pngs)])
-    z1, z2 = session.run(["z1", "z2"], {"image": batch})
+    z1, z2 = OnnxCodec(folder).encode(batch)
     codes_ok, worst = True, 0.0
     for got, want in ((np.asarray(served["z1"]), z1), (np.asarray(served["z2"]), z2)):
         codes_ok &= bool(np.allclose(got, want, rtol=PARITY_RTOL, atol=PARITY_ATOL))
@@ -152,18 +151,17 @@ def serving(running: servers.Running, seconds: float, reps: int) -> dict[str, An
 
 def raw_onnx(device: str, seconds: float) -> dict[str, float]:
     """Encoder images/s of ONNX Runtime alone (no HTTP, no image decoding) at several batch sizes."""
-    import onnxruntime as ort
 
     folder = ROOT / "models" / MODELS[0]
     shape = load_manifest(folder).image
-    session = ort.InferenceSession(str(folder / ENCODER_FILE), providers=[CUDA, CPU] if device == "cuda" else [CPU])
+    codec = OnnxCodec(folder, [CUDA, CPU] if device == "cuda" else [CPU])
     out = {}
     for n in RAW_BATCHES:
         batch = np.random.default_rng(n).random((n, shape.channels, shape.height, shape.width), dtype=np.float32)
-        session.run(None, {"image": batch})  # warm-up (CUDA kernels, memory arena)
+        codec.encode(batch)  # warm-up (CUDA kernels, memory arena)
         runs, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
-            session.run(None, {"image": batch})
+            codec.encode(batch)
             runs += 1
         out[str(n)] = round(runs * n / (time.perf_counter() - start), 1)
     return out

@@ -18,18 +18,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from modelrepo import load_manifest
+from modelrepo.codec import OnnxCodec
 from service.images import to_input, to_png
-from service.runtime import CPU, load_model
 from service.settings import Settings
 
 
 def expected_swap(model_dir: Path, z1_png: bytes, z2_png: bytes) -> bytes:
-    settings = Settings(model_repository=model_dir.parent, device="cpu")
-    model = load_model(model_dir, settings, [CPU])
-    rule, limit = model.manifest.preprocessing, settings.max_image_pixels
-    images = np.stack([to_input(z1_png, rule, limit, "z1"), to_input(z2_png, rule, limit, "z2")])
-    codes = model.run_encoder({"image": images})
-    out = model.run_decoder({"z1": codes["z1"][:1], "z2": codes["z2"][1:]})["image"]
+    """The swap as the service computes it: its preprocessing rule, the model's codec, its PNG encoding."""
+    rule, limit = load_manifest(model_dir).preprocessing, Settings().max_image_pixels
+    codec = OnnxCodec(model_dir)
+    out = codec.swap(to_input(z1_png, rule, limit, "z1")[None], to_input(z2_png, rule, limit, "z2")[None])
     return to_png(out[0])
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 
 from modelrepo import Manifest, ManifestError, load_manifest, verify_files
-from modelrepo.manifest import DECODER_FILE, ENCODER_FILE
+from modelrepo.codec import IMAGE, Z1, Z2, OnnxCodec
 from service.batching import Batcher, BatcherFactory, BatchSpec, DynamicBatcher
 from service.metrics import Metrics
 from service.settings import Settings
@@ -46,53 +46,53 @@ def choose_providers(device: str) -> list[str]:
     return [CUDA, CPU] if CUDA in available else [CPU]
 
 
-def _session(path: Path, providers: list[str], settings: Settings) -> ort.InferenceSession:
+def _options(settings: Settings) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = settings.intra_op_threads
     options.inter_op_num_threads = settings.inter_op_threads
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=providers)
+    return options
 
 
 @dataclass
 class LoadedModel:
-    """One served model: its manifest, two sessions and their batchers."""
+    """One served model: its manifest, its ONNX codec (two sessions) and their batchers."""
 
     name: str
     folder: Path
     manifest: Manifest
-    encoder: ort.InferenceSession
-    decoder: ort.InferenceSession
-    provider: str
+    codec: OnnxCodec
     batchers: dict[str, Batcher] = field(default_factory=dict)
 
+    @property
+    def provider(self) -> str:
+        return self.codec.provider
+
     def run_encoder(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = ["z1", "z2", "z1_logvar", "z2_logvar"]
-        outputs = self.encoder.run(names, {"image": inputs["image"]})
-        return dict(zip(names, (np.asarray(o) for o in outputs), strict=True))
+        """The batcher's run for the encoder: every output of the posterior, by tensor name."""
+        return asdict(self.codec.posterior(inputs[IMAGE]))
 
     def run_decoder(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        (image,) = self.decoder.run(["image"], {"z1": inputs["z1"], "z2": inputs["z2"]})
-        return {"image": np.asarray(image)}
+        return {IMAGE: self.codec.decode(inputs[Z1], inputs[Z2])}
 
     async def encode(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        return await self.batchers["encoder"].submit({"image": images})
+        return await self.batchers["encoder"].submit({IMAGE: images})
 
     async def decode(self, z1: np.ndarray, z2: np.ndarray) -> np.ndarray:
-        return (await self.batchers["decoder"].submit({"z1": z1, "z2": z2}))["image"]
+        return (await self.batchers["decoder"].submit({Z1: z1, Z2: z2}))[IMAGE]
 
     def warm_up(self) -> None:
         """Run both networks once at batch sizes 1 and 2, and check the outputs' shapes and range."""
         shape = self.manifest.image
         for n in (1, 2):
             image = np.random.default_rng(n).random((n, shape.channels, shape.height, shape.width), dtype=np.float32)
-            codes = self.run_encoder({"image": image})
+            codes = self.run_encoder({IMAGE: image})
             if codes["z1"].shape != (n, self.manifest.z1_dim) or codes["z2"].shape != (n, self.manifest.z2_dim):
                 raise ManifestError(
                     f"{self.folder}: encoder gives z1 {codes['z1'].shape}, z2 {codes['z2'].shape}; the manifest "
                     f"says {self.manifest.z1_dim}, {self.manifest.z2_dim}"
                 )
-            out = self.run_decoder(codes)["image"]
+            out = self.run_decoder(codes)[IMAGE]
             if out.shape != image.shape or not np.isfinite(out).all():
                 raise ManifestError(f"{self.folder}: decoder gives {out.shape}, expected {image.shape}")
 
@@ -121,12 +121,10 @@ def load_model(folder: Path, settings: Settings, providers: list[str]) -> Loaded
     if manifest.name != folder.name:
         raise ManifestError(f"{folder}: manifest names the model {manifest.name!r}; the folder must have that name")
     verify_files(folder, manifest)
-    encoder = _session(folder / ENCODER_FILE, providers, settings)
-    decoder = _session(folder / DECODER_FILE, providers, settings)
-    provider = encoder.get_providers()[0]
-    if settings.device == "cuda" and provider != CUDA:
-        raise StartupError(f"{folder}: device=cuda but ONNX Runtime fell back to {provider} (is a GPU visible?)")
-    model = LoadedModel(manifest.name, folder, manifest, encoder, decoder, provider)
+    codec = OnnxCodec(folder, providers, _options(settings))
+    if settings.device == "cuda" and codec.provider != CUDA:
+        raise StartupError(f"{folder}: device=cuda but ONNX Runtime fell back to {codec.provider} (is a GPU visible?)")
+    model = LoadedModel(manifest.name, folder, manifest, codec)
     model.warm_up()
     return model
 

@@ -19,6 +19,7 @@ import torch
 
 from modelrepo import load_manifest
 from modelrepo.card import write_card
+from modelrepo.codec import OnnxCodec
 from trainer.data.colormnist import ColorMNIST
 from trainer.data.mnist import read_mnist
 from trainer.evaluators import (
@@ -159,25 +160,14 @@ def judge_ceilings(test: ColorMNIST, classifier: DigitClassifier) -> dict[str, f
 
 
 def onnx_codec(folder: Path) -> tuple[EncodeFn, DecodeFn, PosteriorFn]:
-    """Encode, decode and the full posterior from the exported files: one session per network."""
-    import onnxruntime as ort
-
-    enc = ort.InferenceSession(str(folder / "encoder.onnx"), providers=["CPUExecutionProvider"])
-    dec = ort.InferenceSession(str(folder / "decoder.onnx"), providers=["CPUExecutionProvider"])
+    """Encode, decode and the full posterior from the exported files (modelrepo's codec)."""
+    codec = OnnxCodec(folder)
 
     def posterior(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        mu1, mu2, lv1, lv2 = enc.run(["z1", "z2", "z1_logvar", "z2_logvar"], {"image": images.astype(np.float32)})
-        return mu1, mu2, lv1, lv2
+        p = codec.posterior(images)
+        return p.z1, p.z2, p.z1_logvar, p.z2_logvar
 
-    def encode(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z1, z2 = enc.run(["z1", "z2"], {"image": images.astype(np.float32)})
-        return z1, z2
-
-    def decode(z1: np.ndarray, z2: np.ndarray) -> np.ndarray:
-        (image,) = dec.run(["image"], {"z1": z1.astype(np.float32), "z2": z2.astype(np.float32)})
-        return np.asarray(image)
-
-    return encode, decode, posterior
+    return codec.encode, codec.decode, posterior
 
 
 def evaluate_model(

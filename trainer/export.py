@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
 from modelrepo.card import write_card
+from modelrepo.codec import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
 from modelrepo.manifest import (
     DECODER_FILE,
     ENCODER_FILE,
@@ -97,10 +98,8 @@ def export_onnx(model: TwoCodeVAE, folder: Path) -> None:
     model.eval()
     image = torch.rand(2, cfg.channels, cfg.image_size, cfg.image_size)
     z1, z2 = torch.randn(2, cfg.z1_dim), torch.randn(2, cfg.z2_dim)
-    _export_graph(
-        EncoderGraph(model), (image,), ["image"], ["z1", "z2", "z1_logvar", "z2_logvar"], folder / ENCODER_FILE
-    )
-    _export_graph(DecoderGraph(model), (z1, z2), ["z1", "z2"], ["image"], folder / DECODER_FILE)
+    _export_graph(EncoderGraph(model), (image,), list(ENCODER_INPUTS), list(ENCODER_OUTPUTS), folder / ENCODER_FILE)
+    _export_graph(DecoderGraph(model), (z1, z2), list(DECODER_INPUTS), list(DECODER_OUTPUTS), folder / DECODER_FILE)
     for name in (ENCODER_FILE, DECODER_FILE):
         onnx.checker.check_model(str(folder / name), full_check=True)
     leftovers = [p.name for p in folder.iterdir() if p.suffix == ".data"]

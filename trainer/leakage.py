@@ -25,14 +25,14 @@ from torch import Tensor, nn
 
 
 class PairMoments(nn.Module):
-    """Pooled moments of a code over pairs: mean, per-dimension variance, symmetric pair cross-covariance.
+    """Pooled moments of a code over pairs: mean, total covariance, symmetric pair cross-covariance.
 
     Buffers, so they travel with the module (checkpoints, devices); updated
     without gradient by ``between_group_penalty``.
     """
 
     mean: Tensor
-    var: Tensor
+    cov: Tensor
     cross: Tensor
     weight: Tensor
 
@@ -42,22 +42,22 @@ class PairMoments(nn.Module):
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
         self.momentum = momentum
         self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("var", torch.zeros(dim))
+        self.register_buffer("cov", torch.zeros(dim, dim))
         self.register_buffer("cross", torch.zeros(dim, dim))
         self.register_buffer("weight", torch.zeros(()))  # 1 - momentum^t: corrects the average's start
 
     @torch.no_grad()
-    def update(self, mean: Tensor, var: Tensor, cross: Tensor) -> None:
+    def update(self, mean: Tensor, cov: Tensor, cross: Tensor) -> None:
         m = self.momentum
         self.mean.mul_(m).add_(mean, alpha=1 - m)
-        self.var.mul_(m).add_(var, alpha=1 - m)
+        self.cov.mul_(m).add_(cov, alpha=1 - m)
         self.cross.mul_(m).add_(cross, alpha=1 - m)
         self.weight.mul_(m).add_(1 - m)
 
     def pooled(self) -> tuple[Tensor, Tensor, Tensor]:
-        """Bias-corrected (mean, var, cross)."""
+        """Bias-corrected (mean, total covariance, pair cross-covariance)."""
         w = self.weight.clamp_min(1e-12)
-        return self.mean / w, self.var / w, self.cross / w
+        return self.mean / w, self.cov / w, self.cross / w
 
 
 # Added to each dimension's variance before dividing by it: a dimension far below the prior's unit
@@ -73,32 +73,41 @@ def pair_cross_covariance(a: Tensor, b: Tensor, centre: Tensor) -> Tensor:
     return (da.T @ db + db.T @ da) / (2 * a.shape[0])
 
 
-def between_group_penalty(a: Tensor, b: Tensor, moments: PairMoments) -> Tensor:
+def between_group_penalty(
+    a: Tensor, b: Tensor, moments: PairMoments, floor: float = VARIANCE_FLOOR, whiten: bool = False
+) -> Tensor:
     """||R||_F^2 of the pooled between-group correlation R of a code, from pairs (a[i], b[i]) alone.
 
-    R = D^-1/2 C D^-1/2, with C the pooled pair cross-covariance and D the pooled
-    per-dimension variance. The value is the pooled penalty; its gradient is the
-    pooled penalty's direction, 2 <R_pooled, dR_batch>, carried by this batch
-    (a per-batch penalty would follow its own noise).
+    R = W C W, with C the pooled pair cross-covariance and W the inverse square root of
+    the pooled covariance: of its diagonal (per dimension), or of the whole matrix
+    (``whiten``: what a linear probe sees, small directions included), ``floor`` added
+    to the variances either way. The value is the pooled penalty; its gradient is the
+    pooled penalty's direction, 2 <R_pooled, dR_batch>, carried by this batch (a
+    per-batch penalty would follow its own noise).
     """
     both = torch.cat([a, b])
-    batch_mean, batch_var = both.mean(dim=0).detach(), both.var(dim=0, unbiased=False).detach()
+    batch_mean = both.mean(dim=0).detach()
+    centred = (both - batch_mean).detach()
     cross = pair_cross_covariance(a, b, batch_mean)
-    moments.update(batch_mean, batch_var, cross.detach())
-    _, var, pooled_cross = moments.pooled()
-    scale = torch.rsqrt(var + VARIANCE_FLOOR)
-    norm = scale[:, None] * scale[None, :]
-    pooled_r = pooled_cross * norm
-    surrogate = 2.0 * (pooled_r * (cross * norm)).sum()
+    moments.update(batch_mean, centred.T @ centred / len(both), cross.detach())
+    _, cov, pooled_cross = moments.pooled()
+    eye = torch.eye(cov.shape[0], device=cov.device, dtype=cov.dtype)
+    if whiten:
+        values, vectors = torch.linalg.eigh(cov + floor * eye)
+        w = vectors @ torch.diag(values.clamp_min(floor).rsqrt()) @ vectors.T
+    else:
+        w = torch.diag(torch.rsqrt(torch.diagonal(cov) + floor))
+    pooled_r = w @ pooled_cross @ w
+    surrogate = 2.0 * (pooled_r * (w @ cross @ w)).sum()
     return surrogate - surrogate.detach() + pooled_r.pow(2).sum()
 
 
-def pair_consistency(a: Tensor, b: Tensor) -> Tensor:
+def pair_consistency(a: Tensor, b: Tensor, floor: float = VARIANCE_FLOOR) -> Tensor:
     """What a code holds that a pair does not share: sum over dims of (a - b)^2 / Var, per pair.
 
     Divided by the batch variance of each dimension (held fixed, plus a floor), so a
     code cannot satisfy it by shrinking; zero exactly when both halves of every
     pair have the same code.
     """
-    scale = torch.cat([a, b]).var(dim=0).detach() + VARIANCE_FLOOR
+    scale = torch.cat([a, b]).var(dim=0).detach() + floor
     return ((a - b).pow(2) / scale).sum(dim=1).mean()

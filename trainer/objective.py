@@ -51,6 +51,8 @@ class ObjectiveConfig:
     between_momentum: float = 0.99  # how long the pooled estimate remembers (about 1 / (1 - m) steps)
     l_pair2: float = 0.0  # z2 holds only what pairs share: variance-scaled ||mu2(x) - mu2(x+)||^2; 0 = off
     leakage_start_step: int = 0  # the two terms above are off before this step (let the codes form first)
+    leakage_floor: float = 1e-2  # added to the variances the two terms divide by (too small early: collapse)
+    between_whiten: bool = False  # whiten mu1 by its full pooled covariance (what a linear probe sees)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -207,9 +209,11 @@ def objective(
     between1 = pair2 = zero
     leakage_on = step >= config.leakage_start_step
     if leakage_on and config.l_between1 > 0 and moments is not None:
-        between1 = between_group_penalty(codes.z1.mean[:half], codes.z1.mean[half:], moments)
+        between1 = between_group_penalty(
+            codes.z1.mean[:half], codes.z1.mean[half:], moments, config.leakage_floor, config.between_whiten
+        )
     if leakage_on and config.l_pair2 > 0:
-        pair2 = pair_consistency(codes.z2.mean[:half], codes.z2.mean[half:])
+        pair2 = pair_consistency(codes.z2.mean[:half], codes.z2.mean[half:], config.leakage_floor)
     b1, b2 = kl_weights(config, step)
     total = (
         config.l_self * rec

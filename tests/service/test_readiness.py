@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -89,8 +90,8 @@ def test_503_when_cuda_was_asked_but_onnx_runtime_fell_back_to_the_cpu(
 def test_device_cuda_counts_a_model_on_the_cpu_as_unready(repo: Path) -> None:
     """The last rule on its own: a model that did load, but on the CPU, while device=cuda."""
     registry = runtime.Registry(ready=True)
-    registry.models["tiny-a"] = runtime.LoadedModel.__new__(runtime.LoadedModel)
-    registry.models["tiny-a"].name, registry.models["tiny-a"].provider = "tiny-a", runtime.CPU
+    on_cpu = SimpleNamespace(provider=runtime.CPU)  # a codec whose sessions run on the CPU
+    registry.models["tiny-a"] = runtime.LoadedModel("tiny-a", repo / "tiny-a", None, on_cpu)
     reason = registry.unready_reason(Settings(model_repository=repo, default_model="tiny-a", device="cuda"))
     assert reason is not None and "device=cuda" in reason and "tiny-a" in reason
     assert registry.unready_reason(Settings(model_repository=repo, default_model="tiny-a", device="cpu")) is None

@@ -100,3 +100,15 @@ def test_a_resumed_run_with_the_terms_on_continues_identically(tiny_mnist: Path,
     rows = [list(csv.DictReader((tmp_path / r / "log.csv").open())) for r in ("a", "b")]
     assert [r["between1"] for r in rows[0]] == [r["between1"] for r in rows[1]]
     assert all(float(r["between1"]) > 0 and float(r["pair2"]) > 0 for r in rows[0])
+
+
+def test_whitening_finds_group_signal_hidden_in_a_small_direction() -> None:
+    """A tiny-variance dimension the pairs share: the floor hides it from the per-dimension form,
+    the whitened form (what a linear probe sees) does not."""
+    generator = torch.Generator().manual_seed(0)
+    shared = 0.003 * torch.randn(256, generator=generator)  # group signal at a very small scale
+    a = torch.stack([torch.randn(256, generator=generator), shared], dim=1)
+    b = torch.stack([torch.randn(256, generator=generator), shared], dim=1)
+    per_dimension = float(between_group_penalty(a, b, PairMoments(2), floor=1e-2))
+    whitened = float(between_group_penalty(a, b, PairMoments(2), floor=1e-8, whiten=True))
+    assert per_dimension < 0.01 and whitened > 0.9
