@@ -46,13 +46,14 @@ serve-venv: $(SERVE_VENV)/.installed
 # on a replica's restart) beside the rest; tests/service in the torch-free serving environment
 # (what proves the service stands alone; only its Ray Serve batcher tests need the full one); and
 # everything else in the full environment. The Ray session's output follows the others'.
+MAIN_TESTS = $(filter-out tests/service/ tests/fixtures/,$(wildcard tests/*/)) $(wildcard tests/test_*.py)
 test: $(VENV)/.installed $(SERVICE_TEST_VENV)/.installed
 	@$(VENV)/bin/python -m pytest -q -m ray -p no:cacheprovider > .ray-tests.log 2>&1 & ray=$$!; \
 	echo "---- the service's tests, torch-free (.venv-service-test) ----"; \
 	$(SERVICE_TEST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/service; service=$$?; \
 	echo "---- everything else (.venv) ----"; \
-	$(VENV)/bin/python -m pytest -q -m "not ray" -p no:cacheprovider tests/trainer tests/modelrepo tests/reliability \
-	  tests/web tests/deploy tests/bench tests/service/test_ray_batching.py tests/service/test_batching.py; main=$$?; \
+	$(VENV)/bin/python -m pytest -q -m "not ray" -p no:cacheprovider $(MAIN_TESTS) \
+	  tests/service/test_ray_batching.py tests/service/test_batching.py; main=$$?; \
 	wait $$ray; ray_status=$$?; echo "---- Ray Serve tests (tests/deploy/test_ray_serve.py) ----"; \
 	cat .ray-tests.log; exit $$(( main != 0 || service != 0 || ray_status != 0 ))
 

@@ -30,7 +30,7 @@ IMAGE=localhost/twocode:cpu
 BASE_IMAGE=docker.io/library/python:3.11-slim
 SERVE_PYTHON=${SERVE_PYTHON:-.venv-serve/bin/python}
 COMPOSE_SDIST_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
-EXAMPLES=models/colormnist-digit/examples
+MODEL_DIR=models/colormnist-digit
 START=$(date +%s)
 
 say() { printf 'docker-check [%3ds]: %s\n' "$(($(date +%s) - START))" "$*"; }
@@ -170,12 +170,15 @@ wait_status "http://127.0.0.1:$PORT/readyz" 200 || { docker compose -p "$PROJECT
 curl -s "http://127.0.0.1:$PORT/readyz"; echo
 
 say "/swap with two shipped examples"
+# The model's examples, as its manifest lists them: A, B for the swap, C, D for the drain below.
+mapfile -t EXAMPLE < <(python3 -c "import json,sys; [print(sys.argv[1] + '/' + e['file']) for e in json.load(open(sys.argv[1] + '/manifest.json'))['examples']]" "$MODEL_DIR")
+[ ${#EXAMPLE[@]} -ge 4 ] || fail "$MODEL_DIR lists fewer than four examples"
 answer=$STATE/swap.png
-code=$(curl -s -o "$answer" -w '%{http_code}' -F "z1_image=@$EXAMPLES/test-00000.png" \
-  -F "z2_image=@$EXAMPLES/test-00001.png" "http://127.0.0.1:$PORT/swap?model=colormnist-digit")
+code=$(curl -s -o "$answer" -w '%{http_code}' -F "z1_image=@${EXAMPLE[0]}" \
+  -F "z2_image=@${EXAMPLE[1]}" "http://127.0.0.1:$PORT/swap?model=colormnist-digit")
 [ "$code" = 200 ] || fail "/swap answered $code: $(head -c 300 "$answer")"
-PYTHONPATH=$ROOT "$SERVE_PYTHON" deploy/swap_answer.py "$answer" "$EXAMPLES/test-00000.png" \
-  "$EXAMPLES/test-00001.png" --model models/colormnist-digit || fail "/swap answered a wrong image"
+PYTHONPATH=$ROOT "$SERVE_PYTHON" deploy/swap_answer.py "$answer" "${EXAMPLE[0]}" "${EXAMPLE[1]}" \
+  --model "$MODEL_DIR" || fail "/swap answered a wrong image"
 
 container=$(docker compose -p "$PROJECT" --profile cpu ps -q api)
 say "the image's HEALTHCHECK"
@@ -202,8 +205,8 @@ if podman healthcheck run "$PROJECT-unready" >/dev/null 2>&1; then fail "the HEA
 podman rm -f "$PROJECT-unready" >/dev/null
 
 say "docker compose stop drains a request in flight"
-curl -s -o "$STATE/drain.png" -w '%{http_code}' -F "z1_image=@$EXAMPLES/test-00002.png" \
-  -F "z2_image=@$EXAMPLES/test-00003.png" "http://127.0.0.1:$PORT/swap" > "$STATE/drain.code" &
+curl -s -o "$STATE/drain.png" -w '%{http_code}' -F "z1_image=@${EXAMPLE[2]}" \
+  -F "z2_image=@${EXAMPLE[3]}" "http://127.0.0.1:$PORT/swap" > "$STATE/drain.code" &
 client=$!
 for _ in $(seq 100); do  # until the service counts it in flight (it waits in a 1 s batching window, twice)
   curl -s "http://127.0.0.1:$PORT/metrics" | grep -q '^twocode_requests_in_flight 1' && break

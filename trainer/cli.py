@@ -247,6 +247,15 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_examples(args: argparse.Namespace) -> int:
+    from trainer.export import refresh_examples
+
+    for folder in map(Path, args.models):
+        chosen = refresh_examples(folder, args.data_dir)
+        print(f"{folder}: {', '.join(e.file for e in chosen)}")
+    return 0
+
+
 def cmd_card(args: argparse.Namespace) -> int:
     from modelrepo import load_manifest
     from modelrepo.card import write_card
@@ -320,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--out", default="docs")
     figures.add_argument("--prefix", default=None, help="file name prefix (default: the model's name)")
     figures.set_defaults(func=cmd_figures)
+
+    examples = sub.add_parser("examples", help="choose a model folder's example images again (the judge's clearest)")
+    examples.add_argument("models", nargs="+", help="model folders (models/NAME)")
+    examples.add_argument("--data-dir", default=None, help="the held-out images (default: the model's training data)")
+    examples.set_defaults(func=cmd_examples)
 
     card = sub.add_parser("card", help="write each model folder's README.md (its model card) from its manifest")
     card.add_argument("models", nargs="+", help="model folders (models/NAME)")

@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256
+from modelrepo import ImageShape, Manifest, Preprocessing, file_sha256, load_manifest
 from modelrepo.card import write_card
 from modelrepo.codec import DECODER_INPUTS, DECODER_OUTPUTS, ENCODER_INPUTS, ENCODER_OUTPUTS
 from modelrepo.manifest import (
@@ -33,7 +33,7 @@ from modelrepo.manifest import (
     FileEntry,
     LatentDirections,
 )
-from trainer.config import TrainConfig
+from trainer.config import SECTION_TYPES, TrainConfig
 from trainer.data import PairDataset, heldout_pairs
 from trainer.data.colormnist import ColorMNIST
 from trainer.networks import TwoCodeVAE
@@ -284,3 +284,26 @@ def export_run(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
+
+
+def refresh_examples(folder: Path, data_dir: str | None = None) -> list[Example]:
+    """Choose a model folder's example images again (by the current rule) and record them in its manifest.
+
+    The ONNX files are untouched; the manifest's examples and the model card follow.
+    """
+    manifest = load_manifest(folder)
+    config = TrainConfig.from_dict({k: v for k, v in manifest.config.items() if k in SECTION_TYPES})
+    heldout = heldout_pairs(config, data_dir)
+    if heldout is None:
+        raise ExportError(f"no held-out images found for {folder.name}; pass --data-dir")
+    staging = Path(tempfile.mkdtemp(prefix=".examples.", dir=folder))
+    try:
+        examples = write_examples(staging, heldout)
+        shutil.rmtree(folder / "examples", ignore_errors=True)
+        (staging / "examples").rename(folder / "examples")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    manifest.examples = examples
+    manifest.save(folder)
+    write_card(folder, manifest)
+    return examples

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy.swap_answer import expected_swap, main
+from modelrepo import load_manifest
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "colormnist-digit"
-Z1, Z2 = MODEL / "examples" / "test-00000.png", MODEL / "examples" / "test-00001.png"
+Z1, Z2 = (MODEL / e.file for e in load_manifest(MODEL).examples[:2])
 
 
 def test_the_swap_itself_passes(tmp_path: Path) -> None:
