@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
-from bench.servers import free_port
+from bench import servers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,43 +25,13 @@ class Server:
 
 @contextmanager
 def serve(repo: Path, default_model: str, timeout_s: float = 60.0, **settings: str) -> Iterator[Server]:
-    """Start the service on a free port, wait for /readyz, and kill it afterwards whatever happens."""
-    port = free_port()
-    env = (
-        os.environ
-        | {
-            "TWOCODE_PORT": str(port),
-            "TWOCODE_HOST": "127.0.0.1",
-            "TWOCODE_MODEL_REPOSITORY": str(repo),
-            "TWOCODE_DEFAULT_MODEL": default_model,
-            "TWOCODE_DEVICE": "cpu",
-            "PYTHONPATH": str(ROOT),
-        }
-        | {f"TWOCODE_{k.upper()}": v for k, v in settings.items()}
-    )
-    # Output goes to a file, never a pipe: an unread pipe fills up after ~64 KB of access logs
-    # and then blocks the server's event loop on its next log line.
-    log = Path(tempfile.mkdtemp(prefix="twocode-serve-")) / "server.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "service"], cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None:
-                raise AssertionError(f"server exited early:\n{server.output()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not ready in {timeout_s} s")
-            time.sleep(0.1)
-        yield server
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    """``python -m service`` on a free port of 127.0.0.1, ready, stopped afterwards whatever happens.
+
+    The benchmarks' server helper (bench.servers), with the test's settings: info-level logs (tests
+    read them), the CPU, and ``settings`` as TWOCODE_* variables. Output goes to a file, never a pipe:
+    an unread pipe fills after ~64 KB of access logs and then blocks the server's event loop.
+    """
+    overrides = {"model_repository": str(repo), "default_model": default_model, "log_level": "info"} | settings
+    command, env = servers.ours(settings=overrides)
+    with servers.start(command, env, cores=None, timeout_s=timeout_s) as running:
+        yield Server(f"http://127.0.0.1:{running.port}", running.process, running.log)

@@ -5,6 +5,7 @@ Nothing here imports torch or the trainer: the service's tests run in the servin
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import time
@@ -116,3 +117,9 @@ def replica_context(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+async def decode_concurrently(http: httpx.AsyncClient, n: int) -> list[httpx.Response]:
+    """``n`` /decode requests at once, each with codes of its own."""
+    bodies = [{"z1": [float(i)] * 4, "z2": [0.0] * 3} for i in range(n)]
+    return list(await asyncio.gather(*(http.post("/decode", json=b) for b in bodies)))

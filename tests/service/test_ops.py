@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -9,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.settings import Settings
-from tests.service.conftest import make_client, parse_metrics, running_app, wait_ready
+from tests.service.conftest import decode_concurrently, make_client, parse_metrics, running_app, wait_ready
 from tests.service.images import png_bytes
 
 
@@ -96,16 +95,11 @@ def test_openapi_describes_the_image_responses(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
-async def _decode_concurrently(http: httpx.AsyncClient, n: int) -> list[httpx.Response]:
-    bodies = [{"z1": [float(i)] * 4, "z2": [0.0] * 3} for i in range(n)]
-    return list(await asyncio.gather(*(http.post("/decode", json=b) for b in bodies)))
-
-
 @pytest.mark.anyio
 async def test_concurrent_requests_are_coalesced_into_fewer_runs(repo: Path) -> None:
     async with running_app(repo, max_queue_delay_ms=200.0, max_batch_size=64) as (app, http):
         n = 16
-        results = await _decode_concurrently(http, n)
+        results = await decode_concurrently(http, n)
         assert all(r.status_code == 200 for r in results)
         assert len({r.content for r in results}) > 1  # each request got its own row back
         batcher = app.state.registry.models["tiny-a"].batchers["decoder"]
@@ -119,7 +113,7 @@ async def test_concurrent_requests_are_coalesced_into_fewer_runs(repo: Path) -> 
 @pytest.mark.anyio
 async def test_full_queue_answers_503_with_retry_after(repo: Path) -> None:
     async with running_app(repo, max_queue_delay_ms=300.0, max_batch_size=64, max_queue_size=4) as (_, http):
-        results = await _decode_concurrently(http, 8)
+        results = await decode_concurrently(http, 8)
         codes = sorted(r.status_code for r in results)
         assert codes.count(200) == 4 and codes.count(503) == 4
         refused = next(r for r in results if r.status_code == 503)
@@ -135,7 +129,7 @@ async def test_over_the_concurrency_bound_answers_503(repo: Path, prefix: str) -
             http = httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app, root_path=prefix), base_url=f"http://t{prefix}"
             )
-        results = await _decode_concurrently(http, 5)
+        results = await decode_concurrently(http, 5)
         codes = [r.status_code for r in results]
         assert codes.count(200) == 2 and codes.count(503) == 3
         assert all(r.headers.get("retry-after") == "1" for r in results if r.status_code == 503)

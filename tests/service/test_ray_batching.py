@@ -16,8 +16,7 @@ from PIL import Image
 
 serve = pytest.importorskip("ray.serve", reason="the ray extra is not installed")
 from service.ray_batching import ServeBatcher  # noqa: E402
-from tests.service.conftest import parse_metrics, running_app  # noqa: E402
-from tests.service.test_ops import _decode_concurrently  # noqa: E402
+from tests.service.conftest import decode_concurrently, parse_metrics, running_app  # noqa: E402
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("replica_context")]
 
@@ -30,7 +29,7 @@ async def test_the_app_on_serve_batch_answers_as_on_its_own_batcher(repo: Path) 
     window = {"max_queue_delay_ms": 200.0}  # all twelve requests arrive inside one window
     async with running_app(repo, **window) as (_, plain), running_app(repo, ServeBatcher, **window) as (app, batched):
         assert isinstance(app.state.registry.models["tiny-a"].batchers["decoder"], ServeBatcher)
-        ours, theirs = await _decode_concurrently(batched, 12), await _decode_concurrently(plain, 12)
+        ours, theirs = await decode_concurrently(batched, 12), await decode_concurrently(plain, 12)
         assert [r.status_code for r in ours] == [200] * 12
         for got, want in zip(ours, theirs, strict=True):  # batch composition may move a float by an ulp
             difference = np.abs(_pixels(got.content) - _pixels(want.content))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.test_cli import run_cli
+from tests.trainer.helpers import run_cli
 from trainer.ablation import ROWS, AblationConfig, markdown_table, run_config
 
 pytestmark = pytest.mark.slow

@@ -6,20 +6,12 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "trainer", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
+from tests.trainer.helpers import run_cli
 
 
 def _assert_one_line_error(result: subprocess.CompletedProcess[str], needle: str) -> None:

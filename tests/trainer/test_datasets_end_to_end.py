@@ -16,7 +16,7 @@ from PIL import Image
 
 from tests.conftest import make_image_folder
 from tests.service.conftest import wait_ready
-from tests.trainer.test_cli import ROOT, run_cli
+from tests.trainer.helpers import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 TINY = ["--width", "4", "--hidden", "16", "--z1-dim", "4", "--z2-dim", "3", "--batch-size", "4", "--quiet"]

@@ -12,8 +12,7 @@ import torch
 import torch.multiprocessing as mp
 
 from bench.servers import free_port
-from tests.trainer.helpers import tiny_config
-from tests.trainer.test_cli import ROOT
+from tests.trainer.helpers import ROOT, tiny_config
 from trainer import checkpoint
 from trainer.networks import Gaussian
 from trainer.train import Trainer, TrainingError, build_dataset

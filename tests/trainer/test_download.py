@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.trainer.test_cli import run_cli
+from tests.trainer.helpers import run_cli
 from trainer.data.download import FILES, content_sha256
 
 SHARED = Path(os.environ.get("TWOCODE_MNIST_DIR", Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"))
