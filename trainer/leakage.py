@@ -74,7 +74,12 @@ def pair_cross_covariance(a: Tensor, b: Tensor, centre: Tensor) -> Tensor:
 
 
 def between_group_penalty(
-    a: Tensor, b: Tensor, moments: PairMoments, floor: float = VARIANCE_FLOOR, whiten: bool = False
+    a: Tensor,
+    b: Tensor,
+    moments: PairMoments,
+    floor: float = VARIANCE_FLOOR,
+    whiten: bool = False,
+    form: str = "frobenius",
 ) -> Tensor:
     """||R||_F^2 of the pooled between-group correlation R of a code, from pairs (a[i], b[i]) alone.
 
@@ -83,7 +88,8 @@ def between_group_penalty(
     (``whiten``: what a linear probe sees, small directions included), ``floor`` added
     to the variances either way. The value is the pooled penalty; its gradient is the
     pooled penalty's direction, 2 <R_pooled, dR_batch>, carried by this batch (a
-    per-batch penalty would follow its own noise).
+    per-batch penalty would follow its own noise). ``form="trace"`` penalises tr(R)
+    instead (see below).
     """
     both = torch.cat([a, b])
     batch_mean = both.mean(dim=0).detach()
@@ -98,7 +104,14 @@ def between_group_penalty(
     else:
         w = torch.diag(torch.rsqrt(torch.diagonal(cov) + floor))
     pooled_r = w @ pooled_cross @ w
-    surrogate = 2.0 * (pooled_r * (w @ cross @ w)).sum()
+    batch_r = w @ cross @ w
+    if form == "trace":
+        # tr(R): the share of the code's variance that group means explain, summed over directions. Linear
+        # in R, so many small shares (what a linear probe adds up) weigh as much as one large one, where
+        # the squared norm makes a 5 % share count 0.25 %; its gradient needs no pooling (unbiased per batch).
+        batch_trace = torch.diagonal(batch_r).sum()
+        return batch_trace - batch_trace.detach() + torch.diagonal(pooled_r).sum()
+    surrogate = 2.0 * (pooled_r * batch_r).sum()
     return surrogate - surrogate.detach() + pooled_r.pow(2).sum()
 
 

@@ -53,6 +53,7 @@ class ObjectiveConfig:
     leakage_start_step: int = 0  # the two terms above are off before this step (let the codes form first)
     leakage_floor: float = 1e-2  # added to the variances the two terms divide by (too small early: collapse)
     between_whiten: bool = False  # whiten mu1 by its full pooled covariance (what a linear probe sees)
+    between_form: Literal["frobenius", "trace"] = "frobenius"  # squared norm of R, or its trace (linear)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -210,7 +211,12 @@ def objective(
     leakage_on = step >= config.leakage_start_step
     if leakage_on and config.l_between1 > 0 and moments is not None:
         between1 = between_group_penalty(
-            codes.z1.mean[:half], codes.z1.mean[half:], moments, config.leakage_floor, config.between_whiten
+            codes.z1.mean[:half],
+            codes.z1.mean[half:],
+            moments,
+            config.leakage_floor,
+            config.between_whiten,
+            config.between_form,
         )
     if leakage_on and config.l_pair2 > 0:
         pair2 = pair_consistency(codes.z2.mean[:half], codes.z2.mean[half:], config.leakage_floor)

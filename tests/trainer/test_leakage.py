@@ -112,3 +112,16 @@ def test_whitening_finds_group_signal_hidden_in_a_small_direction() -> None:
     per_dimension = float(between_group_penalty(a, b, PairMoments(2), floor=1e-2))
     whitened = float(between_group_penalty(a, b, PairMoments(2), floor=1e-8, whiten=True))
     assert per_dimension < 0.01 and whitened > 0.9
+
+
+def test_the_trace_form_adds_up_small_shares_the_squared_norm_hides() -> None:
+    """Eight directions each with 10 % of their variance shared by pairs: tr(R) 0.8, ||R||^2 0.08."""
+    generator = torch.Generator().manual_seed(1)
+    n, d = 4096, 8
+    group = torch.randn(n, d, generator=generator) * (0.1**0.5)
+    a = group + torch.randn(n, d, generator=generator) * (0.9**0.5)
+    b = group + torch.randn(n, d, generator=generator) * (0.9**0.5)
+    trace = float(between_group_penalty(a, b, PairMoments(d), floor=1e-8, whiten=True, form="trace"))
+    squared = float(between_group_penalty(a, b, PairMoments(d), floor=1e-8, whiten=True))
+    assert 0.65 < trace < 0.95 and squared < 0.15
+    assert float(between_group_penalty(A, B, PairMoments(2), form="trace")) == pytest.approx(0.0, abs=1e-6)
