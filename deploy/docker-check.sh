@@ -158,7 +158,12 @@ if [ -n "$host_cert" ] && [ -f "$host_cert" ]; then
   printf '[global]\ncert = /etc/ssl/certs/twocode-host-ca.crt\n' > "$STATE/pip.conf"
   build_args+=(-v "$STATE/pip.conf:/etc/pip.conf:ro" -v "$host_cert:/etc/ssl/certs/twocode-host-ca.crt:ro")
 fi
+previous=$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 buildah build "${build_args[@]}" . > "$STATE/build.log" 2>&1 || { tail -n 30 "$STATE/build.log"; fail "the image did not build"; }
+current=$(podman image inspect --format '{{.Id}}' "$IMAGE")
+# The image this check built last time is replaced: remove it rather than leave it dangling (the
+# build stages stay as the layer cache).
+if [ -n "$previous" ] && [ "$previous" != "$current" ]; then podman rmi -f "$previous" >/dev/null 2>&1 || true; fi
 podman tag "$IMAGE" docker.io/library/twocode:cpu   # the name the compose file uses, as Docker resolves it
 start_api
 
