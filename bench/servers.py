@@ -68,19 +68,37 @@ def start(
     args = [a.replace("{port}", str(port)) for a in command]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            args, cwd=cwd, env=full_env, stdout=sink, stderr=subprocess.STDOUT, preexec_fn=lambda: _pin(cores)
+            args,
+            cwd=cwd,
+            env=full_env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            preexec_fn=lambda: _pin(cores),
+            start_new_session=True,  # its own process group: uvicorn's workers are stopped with it
         )
     running = Running(port, process, log)
     try:
         _wait_ready(running, timeout_s)
         yield running
     finally:
-        process.terminate()
+        _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's whole process group (a supervisor and its workers), SIGKILL after 30 s."""
+    for signum, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
         try:
-            process.wait(timeout=30)
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_s)
+            os.killpg(process.pid, signal.SIGKILL)  # workers the supervisor left behind, if any
+        except ProcessLookupError:
+            return
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            continue
+        return
 
 
 def ours(workers: int = 1, settings: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
