@@ -38,12 +38,6 @@ class Posterior:
     z1_logvar: np.ndarray
     z2_logvar: np.ndarray
 
-    def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One draw from each posterior."""
-        z1 = self.z1 + np.exp(0.5 * self.z1_logvar) * rng.standard_normal(self.z1.shape)
-        z2 = self.z2 + np.exp(0.5 * self.z2_logvar) * rng.standard_normal(self.z2.shape)
-        return z1.astype(np.float32), z2.astype(np.float32)
-
 
 class OnnxCodec:
     """Encode, decode and the full posterior from a model folder's two ONNX files (one session each)."""
