@@ -162,9 +162,18 @@ def stop_our_ray(ray_tmp: Path, gcs_port: int, grace_s: float = 20.0) -> set[int
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in ours):
+        while time.monotonic() < deadline and any(_alive(pid) for pid in ours):
             time.sleep(0.2)
     return ours
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its parent to reap it (a zombie has stopped all the same)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def serve_config(

@@ -169,8 +169,13 @@ def test_stopping_our_ray_leaves_other_processes_alone(tmp_path: Path) -> None:
     import sys
 
     ours_dir = tmp_path / "ray-ours"
-    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"--temp-dir={ours_dir}"])
-    theirs = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--temp-dir=/tmp/ray-theirs"])
+    # Each child says it is up: until its exec has finished, its /proc cmdline can still read empty
+    # (a loaded CI machine once scanned in that window and missed it).
+    sleeper = "import time; print('up', flush=True); time.sleep(60)"
+    ours = subprocess.Popen([sys.executable, "-c", sleeper, f"--temp-dir={ours_dir}"], stdout=subprocess.PIPE)
+    theirs = subprocess.Popen([sys.executable, "-c", sleeper, "--temp-dir=/tmp/ray-theirs"], stdout=subprocess.PIPE)
+    assert ours.stdout is not None and theirs.stdout is not None
+    assert ours.stdout.readline() == b"up\n" and theirs.stdout.readline() == b"up\n"
     try:
         stopped = servers.stop_our_ray(ours_dir, gcs_port=1, grace_s=5)
         assert ours.wait(timeout=5) != 0 and ours.pid in stopped
