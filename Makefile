@@ -7,7 +7,7 @@ PIP_FLAGS := -q --disable-pip-version-check -c constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: test serve lint venv serve-venv clean model classifier ablation figures bench docker-check gpu-check
+.PHONY: test serve lint venv serve-venv bench-venv clean model classifier ablation figures bench docker-check gpu-check
 
 # Everything (training, serving, dev tools) for tests and development.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -39,7 +39,15 @@ $(SERVICE_TEST_VENV)/.installed: pyproject.toml constraints.txt
 	! $(SERVICE_TEST_VENV)/bin/python -c "import torch" 2>/dev/null
 	touch $@
 
+# The bench's peer servers, LitServe and BentoML (bench/peers), in their own environment.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml bench/constraints-peers.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -c bench/constraints-peers.txt -e ".[bench]"
+	touch $@
+
 venv: $(VENV)/.installed
+bench-venv: $(BENCH_VENV)/.installed
 serve-venv: $(SERVE_VENV)/.installed
 
 # Three pytest sessions, all must pass: the Ray Serve tests (they mostly wait on Ray's start-up and
@@ -47,7 +55,7 @@ serve-venv: $(SERVE_VENV)/.installed
 # (what proves the service stands alone; only its Ray Serve batcher tests need the full one); and
 # everything else in the full environment. The Ray session's output follows the others'.
 MAIN_TESTS = $(filter-out tests/service/ tests/fixtures/,$(wildcard tests/*/)) $(wildcard tests/test_*.py)
-test: $(VENV)/.installed $(SERVICE_TEST_VENV)/.installed
+test: $(VENV)/.installed $(SERVICE_TEST_VENV)/.installed $(BENCH_VENV)/.installed
 	@$(VENV)/bin/python -m pytest -q -m ray -p no:cacheprovider > .ray-tests.log 2>&1 & ray=$$!; \
 	echo "---- the service's tests, torch-free (.venv-service-test) ----"; \
 	$(SERVICE_TEST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/service; service=$$?; \
@@ -108,5 +116,5 @@ figures: $(VENV)/.installed
 
 # Speed, measured side by side in one run (about 10 minutes on 2 cores): bench/results/results.{md,json,png}.
 # Nothing else should run meanwhile; see bench/__main__.py for the method.
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(BENCH_VENV)/.installed
 	$(VENV)/bin/python -m bench --data-dir $(MNIST)

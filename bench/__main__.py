@@ -1,9 +1,14 @@
 """``python -m bench`` (``make bench``): every speed figure of the README, measured side by side in one run.
 
-Servers run pinned to core 1 and the load generator to core 0 (on a machine
-with 2 cores: the two-worker service gets both cores and shares core 0 with
-the client, which the report says). Every point is repeated ``--reps`` times;
-the report gives medians.
+Rows: the in-process pipeline and raw ONNX Runtime (ceilings, no HTTP), a
+trivial endpoint (what HTTP alone costs), our service, the same routes on
+LitServe and BentoML (bench/peers, from the ``.venv-bench`` environment) and a
+PyTorch eager baseline, Ray Serve, and dynamic batching on and off.
+
+Servers run pinned to core 1 and the load generator, wrk (C, one thread), to
+core 0 (on a machine with 2 cores: the two-worker service gets both cores and
+shares core 0 with the client, which the report says). Every point is
+repeated ``--reps`` times; the report gives medians.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from bench import servers
 from bench.report import write_report
 from bench.training import training_throughput
 from bench.workloads import MODEL, batching_suite, ceilings, http_suite
+from bench.wrk import WRK
 
 
 def main() -> None:
@@ -33,9 +39,12 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=150)
     parser.add_argument("--quick", action="store_true", help="one short repetition per point: checks the harness")
     parser.add_argument("--no-ray", dest="ray", action="store_false", help="skip the Ray Serve rows")
+    parser.add_argument("--no-peers", dest="peers", action="store_false", help="skip the LitServe and BentoML rows")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.reps, args.train_steps = 0.5, 1, 0
+    elif WRK is None:  # our asyncio client saturates its core before the server does at concurrency 8
+        raise SystemExit("wrk is not installed (apt-get install wrk): the bench's figures need a compiled client")
     cpus = sorted(os.sched_getaffinity(0))
     client_core, server_cores = {cpus[0]}, {cpus[-1]}
     os.sched_setaffinity(0, client_core)
@@ -68,6 +77,13 @@ def main() -> None:
     command, env = servers.ours(workers=len(cpus))
     with servers.start(command, env, set(cpus)) as running:
         results[f"ours_{len(cpus)}_workers"] = http_suite(running.port, args.seconds, args.reps)
+    if args.peers:
+        if not servers.PEERS_PYTHON.exists():
+            raise SystemExit(f"{servers.PEERS_PYTHON} is missing: `make bench-venv` builds it (or pass --no-peers)")
+        for name, peer in (("litserve", servers.litserve()), ("bentoml", servers.bentoml())):
+            print(f"{name} ...", flush=True)
+            with servers.start(peer.command, peer.env, server_cores, ready_path=peer.ready_path) as running:
+                results[name] = http_suite(running.port, args.seconds, args.reps)
     print("PyTorch eager baseline ...", flush=True)
     command, env = servers.uvicorn_app("bench.baseline_torch:app", BENCH_MODEL=str(MODEL))
     with servers.start(command, env, server_cores) as running:

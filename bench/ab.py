@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.workloads import measure, requests_for
+from bench.workloads import measure, workloads
 
 POINTS = (("swap", 1), ("swap", 8), ("encode", 1), ("encode", 32), ("encode64", 1))
 
@@ -41,12 +41,10 @@ def one_round(root: Path, seconds: float, core: set[int]) -> dict[str, float]:
     """Requests/s at every point for the service in ``root`` (run from there, so its code is imported)."""
     out = {}
     with servers.start([sys.executable, "-m", "service"], serve_env(root), core, cwd=root) as running:
-        reqs = requests_for(running.port)
+        loads = workloads()
         for route, concurrency in POINTS:
-            images = int(route[6:] or 1) if route.startswith("encode") else 1
-            out[f"{route}@{concurrency}"] = measure(running.port, reqs[route], concurrency, seconds, 1, images)[
-                "requests_per_s"
-            ]
+            point = measure(running.port, loads[route], concurrency, seconds, 1)
+            out[f"{route}@{concurrency}"] = point["requests_per_s"]
     return out
 
 

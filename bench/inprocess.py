@@ -1,4 +1,9 @@
-"""Ceilings measured in-process, with no HTTP: raw ONNX Runtime, and training throughput.
+"""Ceilings measured in-process, with no HTTP: raw ONNX Runtime, and the whole request pipeline.
+
+The pipeline is what a request costs a server before any HTTP: decode the
+uploaded PNGs, the manifest's preprocessing rule, ONNX Runtime, and the answer
+(a PNG for a swap, JSON codes for an encode), with our service's own image code.
+A server can at best reach it; ``make bench`` states ours as a share of it.
 
 python -m bench.inprocess --model models/colormnist-digit --json out.json
 """
@@ -77,6 +82,33 @@ def onnx_ceilings(folder: Path, threads: int, seconds: float) -> dict[str, Any]:
     return out
 
 
+def pipeline_ceilings(folder: Path, seconds: float, batches: tuple[int, ...] = (1, 16, 64)) -> dict[str, Any]:
+    """Requests/s and latency of the swap pipeline (two PNGs in, one PNG out) and of the encode
+    pipeline (``n`` PNGs in, their codes as JSON out), one thread."""
+    from bench.peers.shared import Pipeline
+
+    pipeline = Pipeline(folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    pngs = [(folder / e["file"]).read_bytes() for e in manifest["examples"]]
+    calls: dict[str, Any] = {"swap@1": lambda: pipeline.swap_bytes(pngs[0], pngs[1])}
+    for n in batches:
+        files = [pngs[k % len(pngs)] for k in range(n)]
+        calls[f"encode@{n}"] = lambda files=files: json.dumps(pipeline.encode_bytes(files)).encode()
+    out: dict[str, Any] = {}
+    for name, fn in calls.items():
+        times = _time(fn, seconds)
+        median = statistics.median(times)
+        n = int(name.split("@")[1])
+        out[name] = {
+            "requests_per_s": round(1 / median, 1),
+            "images_per_s": round(n / median, 1),
+            "latency_ms_p50": round(1000 * median, 3),
+            "latency_ms_p99": round(1000 * float(np.percentile(times, 99)), 3),
+            "calls": len(times),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="models/colormnist-digit")
@@ -85,6 +117,7 @@ def main() -> None:
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     result = onnx_ceilings(Path(args.model), args.threads, args.seconds)
+    result["pipeline"] = pipeline_ceilings(Path(args.model), args.seconds)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 

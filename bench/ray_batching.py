@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.workloads import batch_histogram, counts_diff, measure, requests_for
+from bench.workloads import Workload, batch_histogram, counts_diff, measure
+from bench.workloads import workloads as bench_workloads
 
 BASE = {
     "TWOCODE_MODEL_REPOSITORY": "models",
@@ -53,12 +54,11 @@ def _with_sum(metrics_text: str) -> dict[str, float]:
 
 def workloads(running: servers.Running, seconds: float, reps: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    reqs = requests_for(running.port)
+    loads: dict[str, Workload] = bench_workloads()
     for route, concurrency in WORKLOADS:
-        images = int(route[6:] or 1) if route.startswith("encode") else 1
         key = f"{route}@{concurrency}"
         before = _with_sum(running.get("/metrics"))
-        out[key] = measure(running.port, reqs[route], concurrency, seconds, reps, images)
+        out[key] = measure(running.port, loads[route], concurrency, seconds, reps)
         if key == "encode@32":
             rows = rows_per_run(counts_diff(_with_sum(running.get("/metrics")), before))
             out[key]["encoder_rows_per_run"] = round(rows, 2)

@@ -44,13 +44,13 @@ def _pin(cores: set[int] | None) -> None:
         os.sched_setaffinity(0, cores)
 
 
-def _wait_ready(running: Running, timeout_s: float, prefix: str = "") -> None:
+def _wait_ready(running: Running, timeout_s: float, prefix: str = "", path: str = "/readyz") -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if running.process.poll() is not None:
             raise RuntimeError(f"server exited with {running.process.returncode}: {running.log.read_text()[-2000:]}")
         try:
-            running.get(f"{prefix}/readyz")
+            running.get(f"{prefix}{path}")
             return
         except OSError:
             time.sleep(0.1)
@@ -59,9 +59,15 @@ def _wait_ready(running: Running, timeout_s: float, prefix: str = "") -> None:
 
 @contextmanager
 def start(
-    command: list[str], env: dict[str, str], cores: set[int] | None, timeout_s: float = 120, cwd: Path = ROOT
+    command: list[str],
+    env: dict[str, str],
+    cores: set[int] | None,
+    timeout_s: float = 120,
+    cwd: Path = ROOT,
+    ready_path: str = "/readyz",
 ) -> Iterator[Running]:
-    """Run ``command`` (which must read the port from ``env['PORT']``), wait for /readyz, kill it after."""
+    """Run ``command`` (``{port}`` in it or in ``env`` becomes a free port), wait until ``ready_path``
+    answers 200, and stop its whole process group after."""
     port = free_port()
     log = Path(tempfile.mkdtemp(prefix="bench-")) / "server.log"
     full_env = os.environ | {"PYTHONPATH": str(ROOT)} | {k: v.replace("{port}", str(port)) for k, v in env.items()}
@@ -78,7 +84,7 @@ def start(
         )
     running = Running(port, process, log)
     try:
-        _wait_ready(running, timeout_s)
+        _wait_ready(running, timeout_s, path=ready_path)
         yield running
     finally:
         _stop_group(process)
@@ -118,6 +124,31 @@ def uvicorn_app(target: str, **env: str) -> tuple[list[str], dict[str, str]]:
     """Another app under the same uvicorn set-up as ours (one worker, warning logs, no access log)."""
     command = [sys.executable, "-m", "uvicorn", target, "--host", "127.0.0.1", "--port", "{port}"]
     return command + ["--log-level", "warning", "--no-access-log"], dict(env)
+
+
+# The peers (bench/peers) run from their own environment: `make bench-venv` builds it.
+PEERS_PYTHON = Path(os.environ.get("BENCH_PEERS_PYTHON", ROOT / ".venv-bench" / "bin" / "python"))
+
+
+@dataclass(frozen=True)
+class Peer:
+    """How to start one peer server: command, environment, and the path that says it is ready."""
+
+    command: list[str]
+    env: dict[str, str]
+    ready_path: str
+
+
+def litserve() -> Peer:
+    """bench/peers/litserve_app.py: LitServe's own server (its API process and one inference worker)."""
+    return Peer([str(PEERS_PYTHON), "-m", "bench.peers.litserve_app"], {"PORT": "{port}"}, "/health")
+
+
+def bentoml() -> Peer:
+    """bench/peers/bentoml_app.py under ``bentoml serve`` (one worker; no usage tracking)."""
+    command = [str(PEERS_PYTHON), "-m", "bentoml", "serve", "bench.peers.bentoml_app:TwoCode"]
+    env = {"BENTOML_DO_NOT_TRACK": "true", "BENTOML_HOME": str(Path(tempfile.gettempdir()) / "bench-bentoml-home")}
+    return Peer([*command, "--host", "127.0.0.1", "--port", "{port}"], env, "/readyz")
 
 
 BIN = Path(sys.executable).parent

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.workloads import measure, requests_for
+from bench.workloads import measure, workloads
 
 WORKLOADS = (("encode", 1), ("encode", 32), ("swap", 1), ("swap", 8))
 BASE = {"TWOCODE_MODEL_REPOSITORY": "models", "TWOCODE_DEFAULT_MODEL": "colormnist-digit", "TWOCODE_DEVICE": "cpu"}
@@ -57,9 +57,10 @@ def main() -> None:
     for name, (command, env) in VARIANTS.items():
         print(name, flush=True)
         with servers.start(command, env, {cpus[-1]}) as running:
-            reqs = requests_for(running.port)
+            loads = workloads()
             results[name] = {
-                f"{route}@{c}": measure(running.port, reqs[route], c, args.seconds, args.reps) for route, c in WORKLOADS
+                f"{route}@{c}": measure(running.port, loads[route], c, args.seconds, args.reps)
+                for route, c in WORKLOADS
             }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

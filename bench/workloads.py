@@ -12,11 +12,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import servers
 from bench.loadgen import build_request, multipart, run_load
+from bench.wrk import WRK, run_wrk
 
 ROOT = servers.ROOT
 MODEL = ROOT / "models" / "colormnist-digit"
@@ -29,48 +31,86 @@ def _examples() -> list[bytes]:
     return [(MODEL / e["file"]).read_bytes() for e in manifest["examples"]]
 
 
-def requests_for(port: int) -> dict[str, bytes]:
-    """The prebuilt HTTP requests of every workload."""
+@dataclass(frozen=True)
+class Workload:
+    """One request of the bench: where it goes, its multipart body, and how many images it carries."""
+
+    path: str
+    body: bytes
+    content_type: str
+    images: int = 1
+
+    def raw(self, port: int) -> bytes:
+        """The whole HTTP/1.1 request, for the bench's own asyncio client."""
+        return build_request("POST", self.path, f"127.0.0.1:{port}", self.body, self.content_type)
+
+
+def workloads() -> dict[str, Workload]:
+    """Every workload by name: encode (one image), swap, encode16/encode64, trivial."""
     pngs = _examples()
-    host = f"127.0.0.1:{port}"
-    out = {}
-    body, ctype = multipart([("image", "a.png", pngs[0], "image/png")])
-    out["encode"] = build_request("POST", "/encode", host, body, ctype)
+
+    def files(field: str, n: int) -> tuple[bytes, str]:
+        return multipart([(field, f"{k}.png", pngs[k % len(pngs)], "image/png") for k in range(n)])
+
+    out = {"encode": Workload("/encode", *files("image", 1))}
     body, ctype = multipart([("z1_image", "a.png", pngs[0], "image/png"), ("z2_image", "b.png", pngs[1], "image/png")])
-    out["swap"] = build_request("POST", "/swap", host, body, ctype)
+    out["swap"] = Workload("/swap", body, ctype)
     for n in MULTI:
-        body, ctype = multipart([("image", f"{k}.png", pngs[k % len(pngs)], "image/png") for k in range(n)])
-        out[f"encode{n}"] = build_request("POST", "/encode", host, body, ctype)
-    body, ctype = multipart([("image", "a.png", pngs[0], "image/png")])
-    out["trivial"] = build_request("POST", "/trivial", host, body, ctype)
+        out[f"encode{n}"] = Workload("/encode", *files("image", n), images=n)
+    out["trivial"] = Workload("/trivial", *files("image", 1))
     return out
 
 
-def measure(port: int, request: bytes, concurrency: int, seconds: float, reps: int, images: int = 1) -> dict[str, Any]:
-    """Medians over ``reps`` runs of requests/s, images/s and p50/p99 latency."""
-    runs = [run_load("127.0.0.1", port, request, concurrency, seconds) for _ in range(reps)]
-    bad = {s: c for r in runs for s, c in r.statuses.items() if s != 200}
+def requests_for(port: int) -> dict[str, bytes]:
+    """The prebuilt HTTP requests of every workload."""
+    return {name: w.raw(port) for name, w in workloads().items()}
+
+
+def client_core() -> int | None:
+    """The core the load generator runs on: the lowest one this process may use (the servers get the others)."""
+    cores = sorted(os.sched_getaffinity(0))
+    return cores[0] if len(cores) > 1 else None
+
+
+def _one_run(port: int, workload: Workload, concurrency: int, seconds: float) -> dict[str, float]:
+    """One measured run: wrk (C, one thread, on the client core) when installed, else our asyncio client."""
+    if WRK is not None:
+        url = f"http://127.0.0.1:{port}{workload.path}"
+        result = run_wrk(url, workload.body, workload.content_type, concurrency, seconds, core=client_core())
+        if result.errors:
+            raise RuntimeError(f"{result.errors} failed requests under load on {workload.path}")
+        return {"rps": result.requests_per_s, "p50": result.p50_ms, "p99": result.p99_ms, "n": result.requests}
+    run = run_load("127.0.0.1", port, workload.raw(port), concurrency, seconds)
+    bad = {s: c for s, c in run.statuses.items() if s != 200}
     if bad:
-        raise RuntimeError(f"non-200 answers under load: {bad}")
-    rps = statistics.median(r.requests_per_s for r in runs)
+        raise RuntimeError(f"non-200 answers under load on {workload.path}: {bad}")
+    return {"rps": run.requests_per_s, "p50": 1000 * run.percentile(50), "p99": 1000 * run.percentile(99),
+            "n": len(run.latencies)}  # fmt: skip
+
+
+def measure(port: int, workload: Workload, concurrency: int, seconds: float, reps: int) -> dict[str, Any]:
+    """Medians over ``reps`` runs of requests/s, images/s and p50/p99 latency (ms)."""
+    runs = [_one_run(port, workload, concurrency, seconds) for _ in range(reps)]
+    rps = statistics.median(r["rps"] for r in runs)
     return {
         "concurrency": concurrency,
         "requests_per_s": round(rps, 1),
-        "images_per_s": round(rps * images, 1),
-        "p50_ms": round(1000 * statistics.median(r.percentile(50) for r in runs), 2),
-        "p99_ms": round(1000 * statistics.median(r.percentile(99) for r in runs), 2),
-        "requests": sum(len(r.latencies) for r in runs),
+        "images_per_s": round(rps * workload.images, 1),
+        "p50_ms": round(statistics.median(r["p50"] for r in runs), 2),
+        "p99_ms": round(statistics.median(r["p99"] for r in runs), 2),
+        "requests": int(sum(r["n"] for r in runs)),
+        "client": "wrk" if WRK is not None else "asyncio",
     }
 
 
 def http_suite(port: int, seconds: float, reps: int, routes: tuple[str, ...] = ("encode", "swap")) -> dict[str, Any]:
-    reqs = requests_for(port)
+    loads = workloads()
     out: dict[str, Any] = {}
     for route in routes:
-        out[route] = [measure(port, reqs[route], c, seconds, reps) for c in CONCURRENCY]
+        out[route] = [measure(port, loads[route], c, seconds, reps) for c in CONCURRENCY]
     if "encode" in routes:
         for n in MULTI:
-            out[f"encode{n}"] = [measure(port, reqs[f"encode{n}"], c, seconds, reps, images=n) for c in (1, 2)]
+            out[f"encode{n}"] = [measure(port, loads[f"encode{n}"], c, seconds, reps) for c in (1, 2)]
     return out
 
 
@@ -95,7 +135,7 @@ def batching_suite(seconds: float, reps: int, cores: set[int]) -> dict[str, Any]
         command, env = servers.ours(settings=settings)
         with servers.start(command, env, cores) as running:
             before = batch_histogram(running.get("/metrics"))
-            result = measure(running.port, requests_for(running.port)["encode"], 32, seconds, reps)
+            result = measure(running.port, workloads()["encode"], 32, seconds, reps)
             result["batch_size_histogram"] = counts_diff(batch_histogram(running.get("/metrics")), before)
             out[label] = result
     return out

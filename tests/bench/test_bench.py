@@ -64,10 +64,14 @@ def _fake_results() -> dict[str, object]:
         ]
 
     service = {"encode": rows(100, 4), "swap": rows(50, 3), "encode64": [{**rows(10, 9)[0], "images_per_s": 640.0}]}
-    ort = {
+    ort: dict[str, object] = {
         f"{k}@{n}": {"images_per_s": 1000.0, "latency_ms_p50": 0.5, "latency_ms_p99": 1.0}
         for k in ("encode", "swap")
         for n in (1, 64)
+    }
+    ort["pipeline"] = {
+        "swap@1": {"requests_per_s": 500.0, "images_per_s": 500.0, "latency_ms_p50": 2.0, "latency_ms_p99": 3.0},
+        "encode@64": {"requests_per_s": 15.0, "images_per_s": 960.0, "latency_ms_p50": 66.0, "latency_ms_p99": 70.0},
     }
     return {
         "date": "today",
@@ -79,6 +83,7 @@ def _fake_results() -> dict[str, object]:
         "ours_1_worker": service,
         "ours_2_workers": service,
         "pytorch_baseline": {"encode": rows(10, 30), "swap": rows(10, 40), "encode64": rows(1, 90)},
+        "litserve": {"encode": rows(20, 30), "swap": rows(25, 40), "encode64": rows(1, 90)},
         "batching": {
             "on": {"requests_per_s": 300.0, "p50_ms": 1, "p99_ms": 2, "batch_size_histogram": {"1": 2.0, "8": 40.0}},
             "off": {"requests_per_s": 200.0, "p50_ms": 1, "p99_ms": 2, "batch_size_histogram": {"1": 50.0}},
@@ -88,17 +93,22 @@ def _fake_results() -> dict[str, object]:
 
 def test_targets_are_ratios_of_the_right_figures(tmp_path: Path) -> None:
     results = _fake_results()
-    checked = {t["target"][:10]: t for t in targets(results)}
-    swap = checked["/swap req/"]
-    assert swap["ratio"] == 5.0 and swap["met"]  # 400 vs 80 req/s at concurrency 8
-    encode = checked["/encode of"]
-    assert encode["ratio"] == 0.64 and not encode["met"]  # 640 vs 1000 images/s: under 70 %
-    latency = checked["/swap p99 "]
-    assert latency["margin_ms"] == 2.5 and latency["met"]
+    checked = {t["target"]: t for t in targets(results)}
+    peer = checked["/swap req/s at concurrency 8 >= 2x LitServe"]
+    assert peer["ratio"] == 2.0 and peer["met"]  # 400 vs 200 req/s at concurrency 8
+    ceiling = checked["/swap req/s at concurrency 8 >= 70 % of the in-process pipeline"]
+    assert ceiling["ratio"] == 0.8 and ceiling["met"]  # 400 vs 500 req/s
+    encode = checked["/encode of 64 images: images/s >= 70 % of the in-process pipeline for 64 images"]
+    assert encode["ratio"] == 0.67 and not encode["met"]  # 640 vs 960 images/s: under 70 %
+    latency = checked["/swap p99 at concurrency 1 <= in-process pipeline + trivial endpoint's p99 + 1 ms"]
+    assert latency["reference"] == 4.0 and latency["margin_ms"] == -1.0 and latency["met"]  # 3 vs 2 + 1 + 1 ms
     paths = write_report(results, tmp_path)
     assert [p.name for p in paths] == ["results.json", "results.md", "results.png"]
-    assert "| NO |" in markdown(results)
+    report = markdown(results)
+    assert "| NO |" in report and "| litserve | swap | 8 | 200 |" in report and "| swap | 1 | 500.0 |" in report
     assert json.loads(paths[0].read_text())["targets"][0]["met"] is True
+    del results["litserve"]  # a run with --no-peers: that target is left out, not failed
+    assert all("LitServe" not in t["target"] for t in targets(results))
 
 
 def test_batch_histogram_reads_one_network() -> None:

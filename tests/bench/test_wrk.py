@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from bench import servers, wrk
@@ -50,3 +52,15 @@ def test_wrk_posts_real_swaps_that_the_service_answers() -> None:
         metrics = running.get("/metrics")
     assert result.errors == 0 and result.requests > 10  # every swap answered 2xx
     assert 'route="/swap",status="200"' in metrics
+
+
+@pytest.mark.skipif(wrk.WRK is None, reason="wrk is not installed (apt-get install wrk): the live wrk test NOT run")
+def test_the_bench_measures_with_wrk_and_refuses_failed_requests() -> None:
+    from bench.workloads import Workload, measure, workloads
+
+    command = [sys.executable, "-m", "uvicorn", "bench.trivial_app:app", "--port", "{port}", "--log-level", "warning"]
+    with servers.start(command, {}, cores=None) as running:
+        point = measure(running.port, workloads()["trivial"], concurrency=2, seconds=1, reps=1)
+        assert point["client"] == "wrk" and point["requests"] > 10 and point["p50_ms"] <= point["p99_ms"]
+        with pytest.raises(RuntimeError, match="failed requests"):
+            measure(running.port, Workload("/trivial", b"", "text/plain"), concurrency=2, seconds=1, reps=1)
