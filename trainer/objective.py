@@ -2,7 +2,8 @@
 
     L = l_self * L_rec + b1 * KL1 + b2 * KL2 + l_swap * L_swap + l1 * L_mi1 + l2 * L_mi2
         [+ l_adv * L_adv, the optional leakage adversary]
-        [+ l_between1 * L_between1 + l_pair2 * L_pair2, the label-free leakage terms (trainer/leakage.py)]
+        [+ l_between1 * L_between1 + l_pair2 * L_pair2 + l_critic1 * L_critic1,
+           the label-free leakage terms (trainer/leakage.py)]
 
 Every term is computed by its own function, per image (summed over pixels or
 dimensions) and averaged over the batch, and returned by name so the training
@@ -20,7 +21,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from trainer.adversary import LeakageAdversary, adversary_loss
-from trainer.leakage import PairMoments, between_group_penalty, pair_consistency
+from trainer.leakage import PairCritic, PairMoments, between_group_penalty, pair_consistency, pair_critic_loss
 from trainer.networks import EncoderOutput, Gaussian, TwoCodeVAE
 
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -54,6 +55,7 @@ class ObjectiveConfig:
     leakage_floor: float = 1e-2  # added to the variances the two terms divide by (too small early: collapse)
     between_whiten: bool = False  # whiten mu1 by its full pooled covariance (what a linear probe sees)
     between_form: Literal["frobenius", "trace"] = "frobenius"  # squared norm of R, or its trace (linear)
+    l_critic1: float = 0.0  # pair critic on z1 behind gradient reversal (any function of z1); 0 = off
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -77,6 +79,7 @@ class LossTerms:
     adv: Tensor
     between1: Tensor
     pair2: Tensor
+    critic1: Tensor
 
     def as_floats(self) -> dict[str, float]:
         return {f.name: float(getattr(self, f.name).detach()) for f in fields(self)}
@@ -180,6 +183,7 @@ def objective(
     adversary: LeakageAdversary | None = None,
     classes: Tensor | None = None,
     moments: PairMoments | None = None,
+    critic: PairCritic | None = None,
 ) -> LossTerms:
     """All terms for a batch of pairs (x[i], partner[i]) that share the specified factor.
 
@@ -187,7 +191,8 @@ def objective(
     from (z1(x), z2(partner)), and the partner symmetrically. ``classes`` (the
     specified factor's class of x then of partner) feeds the adversary, when
     there is one and ``l_adv > 0``; ``moments`` pools the between-group estimate
-    over steps when ``l_between1 > 0``.
+    over steps when ``l_between1 > 0``; ``critic`` is the pair critic on z1 when
+    ``l_critic1 > 0``.
     """
     images = torch.cat([x, partner])
     codes = model.encode(images)
@@ -220,6 +225,9 @@ def objective(
         )
     if leakage_on and config.l_pair2 > 0:
         pair2 = pair_consistency(codes.z2.mean[:half], codes.z2.mean[half:], config.leakage_floor)
+    critic1 = zero
+    if leakage_on and config.l_critic1 > 0 and critic is not None:
+        critic1 = pair_critic_loss(critic, codes.z1.mean[:half], codes.z1.mean[half:])
     b1, b2 = kl_weights(config, step)
     total = (
         config.l_self * rec
@@ -231,7 +239,18 @@ def objective(
         + config.l_adv * adv
         + config.l_between1 * between1
         + config.l_pair2 * pair2
+        + config.l_critic1 * critic1
     )
     return LossTerms(
-        total=total, rec=rec, swap=swap, kl1=kl1, kl2=kl2, mi1=mi1, mi2=mi2, adv=adv, between1=between1, pair2=pair2
+        total=total,
+        rec=rec,
+        swap=swap,
+        kl1=kl1,
+        kl2=kl2,
+        mi1=mi1,
+        mi2=mi2,
+        adv=adv,
+        between1=between1,
+        pair2=pair2,
+        critic1=critic1,
     )

@@ -24,7 +24,7 @@ from trainer.adversary import LeakageAdversary
 from trainer.config import TrainConfig
 from trainer.data import PairDataset, training_pairs
 from trainer.data.mnist import DataError
-from trainer.leakage import PairMoments
+from trainer.leakage import PairCritic, PairMoments
 from trainer.networks import TwoCodeVAE
 from trainer.objective import LossTerms, ObjectiveConfig, kl_weights, objective
 from trainer.plots import TERMS, loss_curve, swap_grid
@@ -58,6 +58,7 @@ class ObjectiveModule(torch.nn.Module):
         self.model, self.adversary, self.config = model, adversary, config
         # The pooled between-group estimate (a module of buffers: checkpointed, moved with the model).
         self.moments = PairMoments(model.config.z1_dim, config.between_momentum)
+        self.critic = PairCritic(model.config.z1_dim) if config.l_critic1 > 0 else None
 
     def forward(
         self,
@@ -67,7 +68,9 @@ class ObjectiveModule(torch.nn.Module):
         noise: torch.Generator,
         classes: torch.Tensor | None,
     ) -> LossTerms:
-        return objective(self.model, x, partner, self.config, step, noise, self.adversary, classes, self.moments)
+        return objective(
+            self.model, x, partner, self.config, step, noise, self.adversary, classes, self.moments, self.critic
+        )
 
 
 def build_dataset(config: TrainConfig) -> PairDataset:
@@ -107,15 +110,21 @@ class Trainer:
         if config.objective.l_adv > 0:
             self.adversary = LeakageAdversary(config.network.z1_dim, dataset.factor_classes).to(self.device)
             params += list(self.adversary.parameters())
+        self.objective_module = ObjectiveModule(self.model, self.adversary, config.objective).to(self.device)
+        if self.objective_module.critic is not None:
+            params += list(self.objective_module.critic.parameters())
         self.optimizer = torch.optim.Adam(params, lr=config.optim.lr)
         self.noise = torch.Generator(device=self.device).manual_seed(self._noise_seed())
-        self.objective_module = ObjectiveModule(self.model, self.adversary, config.objective).to(self.device)
         self.step_module: torch.nn.Module = self.objective_module
         if self.world.distributed:
             from torch.nn.parallel import DistributedDataParallel
 
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.step_module = DistributedDataParallel(self.objective_module, device_ids=ids)
+            # The pair critic idles until leakage_start_step: DDP must not wait for its gradients.
+            unused = self.objective_module.critic is not None
+            self.step_module = DistributedDataParallel(
+                self.objective_module, device_ids=ids, find_unused_parameters=unused
+            )
         self.state = RunState()
         self.preview = self._preview_images()
 
@@ -137,6 +146,7 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "adversary": self.adversary.state_dict() if self.adversary else None,
                 "pair_moments": self.objective_module.moments.state_dict(),
+                "pair_critic": critic.state_dict() if (critic := self.objective_module.critic) else None,
                 "optimizer": self.optimizer.state_dict(),
                 "noise_rng": noise_states[0],
                 "noise_rng_per_rank": noise_states,
@@ -152,6 +162,8 @@ class Trainer:
             self.adversary.load_state_dict(saved["adversary"])
         if saved.get("pair_moments") is not None:  # checkpoints from before the term have none
             self.objective_module.moments.load_state_dict(saved["pair_moments"])
+        if self.objective_module.critic is not None and saved.get("pair_critic") is not None:
+            self.objective_module.critic.load_state_dict(saved["pair_critic"])
         self.optimizer.load_state_dict(saved["optimizer"])
         per_rank = saved.get("noise_rng_per_rank") or [saved["noise_rng"]]
         if len(per_rank) == self.world.size:

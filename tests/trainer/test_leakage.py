@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.trainer.helpers import tiny_config
-from trainer.leakage import PairMoments, between_group_penalty, pair_consistency
+from trainer.leakage import PairCritic, PairMoments, between_group_penalty, pair_consistency, pair_critic_loss
 from trainer.networks import NetworkConfig, TwoCodeVAE
 from trainer.objective import ObjectiveConfig, objective
 from trainer.train import start_or_resume
@@ -60,14 +60,15 @@ def test_pair_consistency_is_zero_for_equal_codes_and_positive_otherwise() -> No
 TINY = NetworkConfig(channels=3, image_size=8, z1_dim=3, z2_dim=2, width=4, hidden=8)
 
 
-@pytest.mark.parametrize(("term", "code"), [("l_between1", "head1"), ("l_pair2", "head2")])
+@pytest.mark.parametrize(("term", "code"), [("l_between1", "head1"), ("l_pair2", "head2"), ("l_critic1", "head1")])
 def test_gradients_reach_the_encoder_of_their_code_and_not_the_decoder(term: str, code: str) -> None:
     torch.manual_seed(0)
     model = TwoCodeVAE(TINY)
     x, partner = torch.rand(6, 3, 8, 8), torch.rand(6, 3, 8, 8)
     only = ObjectiveConfig(l_self=0, l_swap=0, b1=0, b2=0, b1_start=-1, b2_start=-1, l_mi1=0, l_mi2=0)
     config = replace(only, **{term: 1.0})
-    terms = objective(model, x, partner, config, step=0, moments=PairMoments(TINY.z1_dim))
+    critic = PairCritic(TINY.z1_dim)
+    terms = objective(model, x, partner, config, step=0, moments=PairMoments(TINY.z1_dim), critic=critic)
     terms.total.backward()
     grads = {
         name: sum(float(p.grad.abs().sum()) for p in module.parameters() if p.grad is not None)
@@ -88,7 +89,7 @@ def test_a_resumed_run_with_the_terms_on_continues_identically(tiny_mnist: Path,
 
     def config(steps: int) -> object:
         base = tiny_config(tiny_mnist, max_steps=steps, log_every=1)
-        return replace(base, objective=replace(base.objective, l_between1=5.0, l_pair2=1.0))
+        return replace(base, objective=replace(base.objective, l_between1=5.0, l_pair2=1.0, l_critic1=1.0))
 
     straight = start_or_resume(config(12), tmp_path / "a", resume=False)
     straight.run(show_progress=False)
@@ -99,7 +100,8 @@ def test_a_resumed_run_with_the_terms_on_continues_identically(tiny_mnist: Path,
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     rows = [list(csv.DictReader((tmp_path / r / "log.csv").open())) for r in ("a", "b")]
     assert [r["between1"] for r in rows[0]] == [r["between1"] for r in rows[1]]
-    assert all(float(r["between1"]) > 0 and float(r["pair2"]) > 0 for r in rows[0])
+    assert [r["critic1"] for r in rows[0]] == [r["critic1"] for r in rows[1]]  # the critic is checkpointed
+    assert all(float(r["between1"]) > 0 and float(r["pair2"]) > 0 and float(r["critic1"]) > 0 for r in rows[0])
 
 
 def test_whitening_finds_group_signal_hidden_in_a_small_direction() -> None:
@@ -125,3 +127,63 @@ def test_the_trace_form_adds_up_small_shares_the_squared_norm_hides() -> None:
     squared = float(between_group_penalty(a, b, PairMoments(d), floor=1e-8, whiten=True))
     assert 0.65 < trace < 0.95 and squared < 0.15
     assert float(between_group_penalty(A, B, PairMoments(2), form="trace")) == pytest.approx(0.0, abs=1e-6)
+
+
+def _harmonic_pairs(n: int, generator: torch.Generator, shared: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs from 8 groups at angles k * 45 degrees, the group in two tiny dimensions: a holds the
+    angle's first harmonic, b its second. Over the 8 groups the two harmonics are uncorrelated,
+    so no linear statistic of the pair sees the group; a function of both codes does."""
+    theta = torch.randint(0, 8, (n,), generator=generator).float() * (torch.pi / 4)
+    a_group = torch.stack([theta.cos(), theta.sin()], dim=1)
+    b_group = torch.stack([(2 * theta).cos(), (2 * theta).sin()], dim=1)
+    if not shared:  # b's group drawn independently of a's
+        b_group = b_group[torch.randperm(n, generator=generator)]
+    a = torch.cat([torch.randn(n, 3, generator=generator), 1e-3 * a_group], dim=1)
+    b = torch.cat([torch.randn(n, 3, generator=generator), 1e-3 * b_group], dim=1)
+    return a, b
+
+
+def _held_out_critic_loss(shared: bool) -> float:
+    """The critic's loss on fresh pairs after it trained alone, on a new batch each step as in
+    training; ln 2 = 0.69 is chance."""
+    generator = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    critic = PairCritic(5, hidden=64)
+    optimizer = torch.optim.Adam(critic.parameters(), lr=5e-3)
+    for _ in range(600):
+        optimizer.zero_grad()
+        pair_critic_loss(critic, *_harmonic_pairs(256, generator, shared)).backward()
+        optimizer.step()
+    critic.eval()
+    with torch.no_grad():
+        return float(pair_critic_loss(critic, *_harmonic_pairs(1024, generator, shared)))
+
+
+def test_the_critic_finds_a_group_no_linear_pair_statistic_sees() -> None:
+    generator = torch.Generator().manual_seed(1)
+    a, b = _harmonic_pairs(4096, generator)
+    linear = float(between_group_penalty(a, b, PairMoments(5, momentum=0.0), 1e-9, whiten=True, form="trace"))
+    assert abs(linear) < 0.2  # against about 2 when both tiny dimensions are shared linearly
+    assert float(between_group_penalty(a, a.clone(), PairMoments(5, momentum=0.0), 1e-9, True, "trace")) > 1.5
+    # One mismatched pair in eight is in fact a same-group pair, so the best possible loss is about 0.2.
+    assert _held_out_critic_loss(shared=True) < 0.45
+
+
+def test_the_critic_finds_nothing_where_pairs_share_nothing() -> None:
+    assert _held_out_critic_loss(shared=False) > 0.6
+
+
+def test_the_encoder_gets_the_critic_gradient_reversed() -> None:
+    """Gradient reversal: the critic descends its loss, the codes ascend it."""
+    a = torch.randn(16, 3, requires_grad=True)
+    b = (a.detach() + 0.1 * torch.randn(16, 3)).requires_grad_(True)
+    critic = PairCritic(3, hidden=8)
+    loss = pair_critic_loss(critic, a, b)
+    loss.backward()
+    reversed_grad = a.grad.clone()  # type: ignore[union-attr]
+    a.grad = None
+    from trainer.adversary import grad_reverse
+
+    plain = pair_critic_loss(critic, grad_reverse(a), grad_reverse(b))  # reversing twice: the plain gradient
+    plain.backward()
+    torch.testing.assert_close(reversed_grad, -a.grad)  # type: ignore[operator]
