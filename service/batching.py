@@ -3,7 +3,9 @@
 Each request submits a block of rows. The batcher waits at most
 ``max_delay_s`` after the first waiting row for more to arrive, up to
 ``max_batch`` rows, then runs them together on a worker thread so the event
-loop (and /healthz) stays responsive. A request larger than ``max_batch`` is
+loop (and /healthz) stays responsive; a run of at most ``inline_rows`` rows
+runs on the event loop itself, where the two thread hops would cost more than
+the run. A request larger than ``max_batch`` is
 cut into chunks that ride successive batches. A full queue is refused at
 once (the caller answers 503 with Retry-After) instead of growing without
 bound.
@@ -44,6 +46,7 @@ class BatchSpec:
     max_batch: int
     max_delay_s: float
     max_queue: int
+    inline_rows: int = 0  # runs of at most this many rows stay on the event loop (0: always a worker thread)
 
 
 def join(parts: list[Arrays]) -> Arrays:
@@ -145,7 +148,10 @@ class BatcherBase:
         started = time.perf_counter()
         rows = [next(iter(inputs.values())).shape[0] for inputs, _ in blocks]
         inputs = {k: np.concatenate([b[k] for b, _ in blocks]) for k in blocks[0][0]}
-        outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
+        if sum(rows) <= self.spec.inline_rows:
+            outputs = self._run(inputs)
+        else:
+            outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
         self.runs += 1
         labels = (self.spec.model, self.spec.network)
         for _, enqueued in blocks:

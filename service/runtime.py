@@ -185,6 +185,15 @@ def try_load(folder: Path, settings: Settings, providers: list[str]) -> LoadedMo
     return model
 
 
+def inline_rows(model: LoadedModel, settings: Settings) -> int:
+    """How many rows of this model a run may take on the event loop: none on a GPU (its runs are
+    launched, not computed, by the CPU), else as many images as ``inline_run_pixels`` allows."""
+    if model.provider != "CPUExecutionProvider" or settings.inline_run_pixels == 0:
+        return 0
+    shape = model.manifest.image
+    return settings.inline_run_pixels // (shape.height * shape.width)
+
+
 def start_batchers(
     model: LoadedModel, settings: Settings, metrics: Metrics, factory: BatcherFactory = DynamicBatcher
 ) -> None:
@@ -196,6 +205,7 @@ def start_batchers(
             max_batch=settings.max_batch_size,
             max_delay_s=settings.max_queue_delay_ms / 1000.0,
             max_queue=settings.max_queue_size,
+            inline_rows=inline_rows(model, settings),
         )
         batcher = factory(run, spec, metrics)
         batcher.start()

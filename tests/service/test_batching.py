@@ -177,3 +177,24 @@ async def test_idle_waits_for_the_rows_in_flight(factory: Factory) -> None:
     await asyncio.wait_for(waiter, timeout=5)
     assert (await asyncio.wait_for(pending, timeout=5))["y"].shape == (2, 1)
     await batcher.stop()
+
+
+async def test_small_runs_stay_on_the_event_loop_and_large_ones_leave_it() -> None:
+    """Runs of at most inline_rows rows skip the hop to the worker thread (it cost more than the run);
+    larger ones leave the event loop, so it stays free for other requests."""
+    threads: list[int] = []
+
+    def run(inputs: Arrays) -> Arrays:
+        threads.append(threading.get_ident())
+        return {"y": inputs["x"] * 2}
+
+    spec = BatchSpec(model="m", network="encoder", max_batch=64, max_delay_s=0.0, max_queue=100, inline_rows=4)
+    batcher = DynamicBatcher(run, spec, Metrics())
+    batcher.start()
+    try:
+        small = await batcher.submit({"x": np.arange(4.0)[:, None]})
+        large = await batcher.submit({"x": np.arange(5.0)[:, None]})
+    finally:
+        await batcher.stop()
+    assert small["y"][:, 0].tolist() == [0.0, 2.0, 4.0, 6.0] and large["y"].shape == (5, 1)
+    assert threads[0] == threading.get_ident() and threads[1] != threading.get_ident()

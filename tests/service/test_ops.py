@@ -139,3 +139,13 @@ async def test_over_the_concurrency_bound_answers_503(repo: Path, prefix: str) -
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.mark.parametrize(("pixels", "rows"), [(8_192, 8), (1_500, 1), (0, 0)])
+def test_small_cpu_runs_stay_on_the_event_loop_as_configured(repo: Path, pixels: int, rows: int) -> None:
+    """inline_run_pixels becomes each batcher's row bound from the model's image size (tiny-a: 32x32)."""
+    with make_client(repo, inline_run_pixels=pixels) as client:
+        wait_ready(client)
+        model = client.app.state.registry.models["tiny-a"]  # type: ignore[attr-defined]
+        assert {b.spec.inline_rows for b in model.batchers.values()} == {rows}
+        assert client.post("/encode", files=[("image", ("a.png", png_bytes(0)))]).status_code == 200
