@@ -3,9 +3,11 @@
 Each request submits a block of rows. The batcher waits at most
 ``max_delay_s`` after the first waiting row for more to arrive, up to
 ``max_batch`` rows, then runs them together on a worker thread so the event
-loop (and /healthz) stays responsive; a run of at most ``inline_rows`` rows
-runs on the event loop itself, where the two thread hops would cost more than
-the run. A request larger than ``max_batch`` is
+loop (and /healthz) stays responsive. A lone request of at most
+``inline_rows`` rows (no other request shares its run: the service is not
+busy) runs on the event loop itself, where the two thread hops cost more than
+the run; under load runs leave the loop, which parses the next requests
+meanwhile and so forms larger batches (bench/results/inline_runs_ab.md). A request larger than ``max_batch`` is
 cut into chunks that ride successive batches. A full queue is refused at
 once (the caller answers 503 with Retry-After) instead of growing without
 bound.
@@ -148,7 +150,7 @@ class BatcherBase:
         started = time.perf_counter()
         rows = [next(iter(inputs.values())).shape[0] for inputs, _ in blocks]
         inputs = {k: np.concatenate([b[k] for b, _ in blocks]) for k in blocks[0][0]}
-        if sum(rows) <= self.spec.inline_rows:
+        if len(blocks) == 1 and rows[0] <= self.spec.inline_rows:
             outputs = self._run(inputs)
         else:
             outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)

@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     # throughput at 32 (bench/results/variants.md); a window only pays when runs are long (GPU).
     max_queue_delay_ms: float = Field(0.0, ge=0.0, le=60000.0)
     max_queue_size: int = Field(1024, ge=1, description="rows waiting per network before 503")
-    # A CPU run this small (images x pixels per image) runs on the event loop instead of a worker
-    # thread: the two thread hops cost more than the run. 0: always a worker thread.
+    # A lone request's CPU run this small (images x pixels per image) runs on the event loop instead
+    # of a worker thread: the two thread hops cost more than the run (bench/results/inline_runs_ab.md).
+    # 0: always a worker thread.
     inline_run_pixels: int = Field(
         8_192, ge=0, description="CPU runs of at most this many input pixels skip the hop to a worker thread"
     )

@@ -180,8 +180,8 @@ async def test_idle_waits_for_the_rows_in_flight(factory: Factory) -> None:
 
 
 async def test_small_runs_stay_on_the_event_loop_and_large_ones_leave_it() -> None:
-    """Runs of at most inline_rows rows skip the hop to the worker thread (it cost more than the run);
-    larger ones leave the event loop, so it stays free for other requests."""
+    """A lone request of at most inline_rows rows skips the hop to the worker thread (it cost more
+    than the run); larger ones, and runs several requests share, leave the event loop."""
     threads: list[int] = []
 
     def run(inputs: Arrays) -> Arrays:
@@ -194,7 +194,10 @@ async def test_small_runs_stay_on_the_event_loop_and_large_ones_leave_it() -> No
     try:
         small = await batcher.submit({"x": np.arange(4.0)[:, None]})
         large = await batcher.submit({"x": np.arange(5.0)[:, None]})
+        shared = await asyncio.gather(*(batcher.submit({"x": np.full((1, 1), float(k))}) for k in range(3)))
     finally:
         await batcher.stop()
     assert small["y"][:, 0].tolist() == [0.0, 2.0, 4.0, 6.0] and large["y"].shape == (5, 1)
-    assert threads[0] == threading.get_ident() and threads[1] != threading.get_ident()
+    assert [float(r["y"][0, 0]) for r in shared] == [0.0, 2.0, 4.0]
+    here = threading.get_ident()
+    assert threads[0] == here and threads[1] != here and threads[2] != here and len(threads) == 3
