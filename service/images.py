@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
 import warnings
+import zlib
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,6 +27,7 @@ from modelrepo import PreprocessError, Preprocessing, to_model_input
 
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP", "BMP", "GIF"})
 PNG_COMPRESS_LEVEL = 1  # fast: these images are small, and latency matters more than bytes
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Requests this small are decoded and their answers encoded on the event loop: for them a hop to
 # the thread pool and back cost more than the work (bench/results/pipeline_ab.md). A Color MNIST swap is
 # 2 x 784 pixels; two 64x64 faces are 8,192. Anything larger leaves the loop.
@@ -95,16 +98,34 @@ def _output_size(width: int, height: int, size: int | None) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_of(pixels: np.ndarray) -> bytes:
+    """uint8 [H, W] (grey) or [H, W, 3] (RGB) -> an 8-bit PNG, every row unfiltered, zlib level 1.
+
+    The whole format for what we answer with; Pillow's encoder spent 3x longer on a 32x32 swap
+    answer (about 150 against 45 us, ``tests/service/test_images.py`` checks the pixels).
+    """
+    height, width = pixels.shape[:2]
+    colour = 2 if pixels.ndim == 3 else 0
+    rows = np.zeros((height, 1 + pixels[0].size), np.uint8)  # a leading 0 per row: filter type None
+    rows[:, 1:] = pixels.reshape(height, -1)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    body = zlib.compress(rows.tobytes(), PNG_COMPRESS_LEVEL)
+    return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
+
+
 def to_png(image: np.ndarray, size: int | None = None) -> bytes:
     """float [C, H, W] in [0, 1] -> PNG bytes, upscaled (nearest neighbour, crisp) so the long side is ``size``."""
     arr = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    pil = Image.fromarray(arr[0], "L") if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0), "RGB")
-    target = _output_size(pil.width, pil.height, size)
-    if target != pil.size:
-        pil = pil.resize(target, Image.Resampling.NEAREST)
-    out = io.BytesIO()
-    pil.save(out, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return out.getvalue()
+    pixels = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+    target = _output_size(pixels.shape[1], pixels.shape[0], size)
+    if target != (pixels.shape[1], pixels.shape[0]):
+        mode = "L" if pixels.ndim == 2 else "RGB"
+        pixels = np.asarray(Image.fromarray(pixels, mode).resize(target, Image.Resampling.NEAREST))
+    return png_of(pixels)
 
 
 def to_base64_png(image: np.ndarray, size: int | None = None) -> str:
