@@ -114,7 +114,7 @@ figures: $(VENV)/.installed
 	$(VENV)/bin/python -m trainer figures models/colormnist-digit --data-dir $(MNIST) --out docs --prefix digit
 	$(VENV)/bin/python -m trainer figures models/colormnist-colour --data-dir $(MNIST) --out docs --prefix colour
 
-# Speed, measured side by side in one run (about 10 minutes on 2 cores): bench/results/results.{md,json,png}.
+# Speed, measured side by side in one run (about 14 minutes on 2 cores; needs wrk): bench/results/results.{md,json,png}.
 # Nothing else should run meanwhile; see bench/__main__.py for the method.
 bench: $(VENV)/.installed $(BENCH_VENV)/.installed
 	$(VENV)/bin/python -m bench --data-dir $(MNIST)

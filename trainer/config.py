@@ -42,6 +42,7 @@ class OptimConfig:
     max_steps: int = 0  # stop after this many steps in all (0 = only the epoch count stops)
     batch_size: int = 64  # pairs per step; each step sees 2 * batch_size images
     lr: float = 1e-3  # Adam's learning rate
+    critic_lr_scale: float = 1.0  # the pair critic learns this many times faster (an adversary must keep up)
     seed: int = 0  # weights and sampling noise
     device: str = "auto"  # auto (CUDA when present), cpu or cuda
     threads: int = 0  # torch intra-op threads (0 = torch's default)
@@ -49,8 +50,10 @@ class OptimConfig:
     checkpoint_every: int = 0  # also checkpoint every N steps inside an epoch (0 = per epoch only)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.log_every < 1:
-            raise ValueError("epochs >= 1, batch_size >= 2, lr > 0 and log_every >= 1 are required")
+        if self.epochs < 1 or self.batch_size < 2 or self.lr <= 0 or self.log_every < 1 or self.critic_lr_scale <= 0:
+            raise ValueError(
+                "epochs >= 1, batch_size >= 2, lr > 0, critic_lr_scale > 0 and log_every >= 1 are required"
+            )
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
 

@@ -111,9 +111,11 @@ class Trainer:
             self.adversary = LeakageAdversary(config.network.z1_dim, dataset.factor_classes).to(self.device)
             params += list(self.adversary.parameters())
         self.objective_module = ObjectiveModule(self.model, self.adversary, config.objective).to(self.device)
+        groups: list[dict[str, Any]] = [{"params": params}]
         if self.objective_module.critic is not None:
-            params += list(self.objective_module.critic.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=config.optim.lr)
+            critic_lr = config.optim.lr * config.optim.critic_lr_scale
+            groups.append({"params": list(self.objective_module.critic.parameters()), "lr": critic_lr})
+        self.optimizer = torch.optim.Adam(groups, lr=config.optim.lr)
         self.noise = torch.Generator(device=self.device).manual_seed(self._noise_seed())
         self.step_module: torch.nn.Module = self.objective_module
         if self.world.distributed:

@@ -187,3 +187,17 @@ def test_the_encoder_gets_the_critic_gradient_reversed() -> None:
     plain = pair_critic_loss(critic, grad_reverse(a), grad_reverse(b))  # reversing twice: the plain gradient
     plain.backward()
     torch.testing.assert_close(reversed_grad, -a.grad)  # type: ignore[operator]
+
+
+def test_the_critic_learns_at_its_own_rate(tiny_mnist: Path, tmp_path: Path) -> None:
+    base = tiny_config(tiny_mnist, max_steps=1)
+    config = replace(
+        base,
+        objective=replace(base.objective, l_critic1=1.0),
+        optim=replace(base.optim, critic_lr_scale=5.0),
+    )
+    trainer = start_or_resume(config, tmp_path / "run", resume=False)
+    rates = [group["lr"] for group in trainer.optimizer.param_groups]
+    assert rates == [config.optim.lr, 5 * config.optim.lr]
+    critic = trainer.objective_module.critic
+    assert critic is not None and trainer.optimizer.param_groups[1]["params"] == list(critic.parameters())
