@@ -273,8 +273,14 @@ function wire() {
   $("model").addEventListener("change", (e) => selectModel(e.target.value));
   const saved = localStorage.getItem("twocode-api-key");
   if (saved) $("api-key").value = saved;
+  // A key is applied once: the input fires "change" again when it loses focus (a click on an example
+  // right after typing the key), and reloading then re-rendered the examples under the pointer.
+  let appliedKey = $("api-key").value.trim();
   $("api-key").addEventListener("change", (e) => {
-    localStorage.setItem("twocode-api-key", e.target.value.trim());
+    const key = e.target.value.trim();
+    if (key === appliedKey) return;
+    appliedKey = key;
+    localStorage.setItem("twocode-api-key", key);
     loadModels();
   });
   for (const slot of ["z1", "z2"]) {
