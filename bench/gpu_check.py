@@ -39,6 +39,7 @@ import numpy as np
 
 from bench import servers
 from bench.loadgen import build_request, multipart, run_load
+from bench.workloads import example_pngs
 from modelrepo import load_manifest
 from modelrepo.codec import OnnxCodec
 from modelrepo.manifest import PARITY_ATOL, PARITY_RTOL
@@ -77,11 +78,6 @@ def _post(port: int, path: str, fields: list[tuple[str, str, bytes, str]], accep
         return bytes(response.read())
 
 
-def _examples(name: str) -> list[bytes]:
-    folder = ROOT / "models" / name
-    return [(folder / e.file).read_bytes() for e in load_manifest(folder).examples]
-
-
 def providers_served(running: servers.Running) -> dict[str, str]:
     return {m["name"]: m["provider"] for m in json.loads(running.get("/models"))["models"]}
 
@@ -95,7 +91,7 @@ def parity(running: servers.Running, name: str) -> dict[str, Any]:
 
     folder = ROOT / "models" / name
     manifest = load_manifest(folder)
-    pngs = _examples(name)
+    pngs = example_pngs(ROOT / "models" / name)
     fields = [("image", f"{i}.png", png, "image/png") for i, png in enumerate(pngs)]
     served = json.loads(_post(running.port, f"/encode?model={name}", fields, "application/json"))
     batch = np.stack([to_input(p, manifest.preprocessing, 1 << 24, str(i)) for i, p in enumerate(pngs)])
@@ -122,7 +118,7 @@ def parity(running: servers.Running, name: str) -> dict[str, Any]:
 
 def serving(running: servers.Running, seconds: float, reps: int) -> dict[str, Any]:
     """/swap latency at concurrency 1, and /encode images/s at several images per request."""
-    pngs = _examples(MODELS[0])
+    pngs = example_pngs(ROOT / "models" / MODELS[0])
     host = f"127.0.0.1:{running.port}"
     body, ctype = multipart([("z1_image", "a.png", pngs[0], "image/png"), ("z2_image", "b.png", pngs[1], "image/png")])
     request = build_request("POST", "/swap", host, body, ctype)

@@ -18,28 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from bench import servers
-from bench.loadgen import multipart
+from bench.workloads import workloads
 from bench.wrk import run_wrk
-from modelrepo import load_manifest
 
 ROOT = servers.ROOT
 CONCURRENCY = (1, 8, 32)
 
 
-def swap_body() -> tuple[bytes, str]:
-    folder = ROOT / "models" / "colormnist-digit"
-    first, second = (folder / e.file for e in load_manifest(folder).examples[:2])
-    return multipart(
-        [
-            ("z1_image", first.name, first.read_bytes(), "image/png"),
-            ("z2_image", second.name, second.read_bytes(), "image/png"),
-        ]
-    )
-
-
 def measure(python: Path, seconds: float) -> dict[int, dict[str, float]]:
     command, env = servers.ours()
-    body, ctype = swap_body()
+    swap = workloads()["swap"]
+    body, ctype = swap.body, swap.content_type
     out = {}
     with servers.start([str(python), *command[1:]], env, cores={1}) as running:
         url = f"http://127.0.0.1:{running.port}/swap"

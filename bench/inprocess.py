@@ -86,10 +86,10 @@ def pipeline_ceilings(folder: Path, seconds: float, batches: tuple[int, ...] = (
     """Requests/s and latency of the swap pipeline (two PNGs in, one PNG out) and of the encode
     pipeline (``n`` PNGs in, their codes as JSON out), one thread."""
     from bench.peers.shared import Pipeline
+    from bench.workloads import example_pngs
 
     pipeline = Pipeline(folder)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    pngs = [(folder / e["file"]).read_bytes() for e in manifest["examples"]]
+    pngs = example_pngs(folder)
     calls: dict[str, Any] = {"swap@1": lambda: pipeline.swap_bytes(pngs[0], pngs[1])}
     for n in batches:
         files = [pngs[k % len(pngs)] for k in range(n)]

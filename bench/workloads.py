@@ -18,7 +18,8 @@ from typing import Any
 
 from bench import servers
 from bench.loadgen import build_request, multipart, run_load
-from bench.wrk import WRK, run_wrk
+from bench.wrk import WRK, WrkResult, run_wrk
+from modelrepo import load_manifest
 
 ROOT = servers.ROOT
 MODEL = ROOT / "models" / "colormnist-digit"
@@ -26,9 +27,9 @@ CONCURRENCY = (1, 8, 32)
 MULTI = (16, 64)
 
 
-def _examples() -> list[bytes]:
-    manifest = json.loads((MODEL / "manifest.json").read_text())
-    return [(MODEL / e["file"]).read_bytes() for e in manifest["examples"]]
+def example_pngs(folder: Path = MODEL) -> list[bytes]:
+    """The PNG bytes of a model folder's shipped examples, in manifest order."""
+    return [(folder / e.file).read_bytes() for e in load_manifest(folder).examples]
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Workload:
 
 def workloads() -> dict[str, Workload]:
     """Every workload by name: encode (one image), swap, encode16/encode64, trivial."""
-    pngs = _examples()
+    pngs = example_pngs()
 
     def files(field: str, n: int) -> tuple[bytes, str]:
         return multipart([(field, f"{k}.png", pngs[k % len(pngs)], "image/png") for k in range(n)])
@@ -72,33 +73,33 @@ def client_core() -> int | None:
     return cores[0] if len(cores) > 1 else None
 
 
-def _one_run(port: int, workload: Workload, concurrency: int, seconds: float) -> dict[str, float]:
+def _one_run(port: int, workload: Workload, concurrency: int, seconds: float) -> WrkResult:
     """One measured run: wrk (C, one thread, on the client core) when installed, else our asyncio client."""
     if WRK is not None:
         url = f"http://127.0.0.1:{port}{workload.path}"
         result = run_wrk(url, workload.body, workload.content_type, concurrency, seconds, core=client_core())
         if result.errors:
             raise RuntimeError(f"{result.errors} failed requests under load on {workload.path}")
-        return {"rps": result.requests_per_s, "p50": result.p50_ms, "p99": result.p99_ms, "n": result.requests}
+        return result
     run = run_load("127.0.0.1", port, workload.raw(port), concurrency, seconds)
     bad = {s: c for s, c in run.statuses.items() if s != 200}
     if bad:
         raise RuntimeError(f"non-200 answers under load on {workload.path}: {bad}")
-    return {"rps": run.requests_per_s, "p50": 1000 * run.percentile(50), "p99": 1000 * run.percentile(99),
-            "n": len(run.latencies)}  # fmt: skip
+    p50, p99 = 1000 * run.percentile(50), 1000 * run.percentile(99)
+    return WrkResult(run.requests_per_s, p50, p99, len(run.latencies), errors=0)
 
 
 def measure(port: int, workload: Workload, concurrency: int, seconds: float, reps: int) -> dict[str, Any]:
     """Medians over ``reps`` runs of requests/s, images/s and p50/p99 latency (ms)."""
     runs = [_one_run(port, workload, concurrency, seconds) for _ in range(reps)]
-    rps = statistics.median(r["rps"] for r in runs)
+    rps = statistics.median(r.requests_per_s for r in runs)
     return {
         "concurrency": concurrency,
         "requests_per_s": round(rps, 1),
         "images_per_s": round(rps * workload.images, 1),
-        "p50_ms": round(statistics.median(r["p50"] for r in runs), 2),
-        "p99_ms": round(statistics.median(r["p99"] for r in runs), 2),
-        "requests": int(sum(r["n"] for r in runs)),
+        "p50_ms": round(statistics.median(r.p50_ms for r in runs), 2),
+        "p99_ms": round(statistics.median(r.p99_ms for r in runs), 2),
+        "requests": sum(r.requests for r in runs),
         "client": "wrk" if WRK is not None else "asyncio",
     }
 

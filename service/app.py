@@ -150,25 +150,19 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
         detail = f"internal error; quote request id {request_id} to the operator"
         return JSONResponse({"detail": detail, "code": "internal_error"}, status_code=500)
 
+    def retry_later(code: str, detail: str) -> JSONResponse:
+        """503 with Retry-After, counted as a rejection of this kind."""
+        metrics.rejected.labels(code).inc()
+        headers = {"Retry-After": str(settings.retry_after_s)}
+        return JSONResponse({"detail": detail, "code": code}, status_code=503, headers=headers)
+
     @app.exception_handler(BatcherStoppedError)
     async def on_stopped(_: Request, exc: BatcherStoppedError) -> JSONResponse:
-        metrics.rejected.labels("draining").inc()
-        detail = f"{exc}; retry after the time in Retry-After"
-        return JSONResponse(
-            {"detail": detail, "code": "draining"},
-            status_code=503,
-            headers={"Retry-After": str(settings.retry_after_s)},
-        )
+        return retry_later("draining", f"{exc}; retry after the time in Retry-After")
 
     @app.exception_handler(QueueFullError)
     async def on_queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
-        metrics.rejected.labels("queue_full").inc()
-        detail = f"the inference queue is full ({exc}); retry after the time in Retry-After"
-        return JSONResponse(
-            {"detail": detail, "code": "queue_full"},
-            status_code=503,
-            headers={"Retry-After": str(settings.retry_after_s)},
-        )
+        return retry_later("queue_full", f"the inference queue is full ({exc}); retry after the time in Retry-After")
 
     app.add_middleware(
         LimitsMiddleware,

@@ -117,10 +117,15 @@ def png_of(pixels: np.ndarray) -> bytes:
     return PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
 
 
+def to_pixels(image: np.ndarray) -> np.ndarray:
+    """A model output, float [C, H, W] in [0, 1], as rounded uint8 pixels: [H, W] (grey) or [H, W, 3]."""
+    arr: np.ndarray = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+
+
 def to_png(image: np.ndarray, size: int | None = None) -> bytes:
     """float [C, H, W] in [0, 1] -> PNG bytes, upscaled (nearest neighbour, crisp) so the long side is ``size``."""
-    arr = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    pixels = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
+    pixels = to_pixels(image)
     target = _output_size(pixels.shape[1], pixels.shape[0], size)
     if target != (pixels.shape[1], pixels.shape[0]):
         mode = "L" if pixels.ndim == 2 else "RGB"

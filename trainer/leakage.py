@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from trainer.adversary import grad_reverse
+
 
 class PairMoments(nn.Module):
     """Pooled moments of a code over pairs: mean, total covariance, symmetric pair cross-covariance.
@@ -164,8 +166,6 @@ def pair_critic_loss(critic: PairCritic, a: Tensor, b: Tensor) -> Tensor:
     encoder to make them alike. Mismatches are a rotation of the batch (no random numbers drawn), so
     about one in ten is in fact a same-group pair, which only caps how sure the critic can be.
     """
-    from trainer.adversary import grad_reverse
-
     ra, rb = grad_reverse(a), grad_reverse(b)
     true = critic(ra, rb)
     false = critic(ra, torch.roll(rb, shifts=1, dims=0))

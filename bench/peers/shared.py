@@ -15,7 +15,7 @@ from PIL import Image
 
 from modelrepo import load_manifest, to_model_input
 from modelrepo.codec import OnnxCodec
-from service.images import to_input, to_png
+from service.images import to_input, to_pixels, to_png
 
 MAX_PIXELS = 4096 * 4096
 
@@ -65,5 +65,4 @@ class Pipeline:
 
 def to_pil(image: np.ndarray) -> Image.Image:
     """float [C, H, W] -> a PIL image (for frameworks that encode PIL images themselves)."""
-    arr = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return Image.fromarray(arr[0], "L") if arr.shape[0] == 1 else Image.fromarray(arr.transpose(1, 2, 0), "RGB")
+    return Image.fromarray(to_pixels(image))

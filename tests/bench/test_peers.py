@@ -42,15 +42,14 @@ def _post(port: int, load: Workload) -> tuple[str, bytes]:
 def ours() -> dict[str, bytes]:
     """Our service's answers to the bench's swap and 16-image encode."""
     settings = Settings(model_repository=ROOT / "models", default_model="colormnist-digit", device="cpu")
-    loads = workloads()
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
-        return {
-            name: client.post(
-                loads[name].path, content=loads[name].body, headers={"Content-Type": loads[name].content_type}
-            ).content  # fmt: skip
-            for name in ("swap", "encode16")
-        }
+        answers: dict[str, bytes] = {}
+        for name in ("swap", "encode16"):
+            load = workloads()[name]
+            reply = client.post(load.path, content=load.body, headers={"Content-Type": load.content_type})
+            answers[name] = reply.content
+        return answers
 
 
 def _pixels(png: bytes) -> np.ndarray:
