@@ -31,8 +31,9 @@ from trainer.networks import TwoCodeVAE
 def load_weights(folder: Path, weights: Path) -> TwoCodeVAE:
     """The PyTorch networks of ``folder``'s model, refused unless they compute what its ONNX files do.
 
-    ``bench/weights/NAME.pt`` is the state dict of the run that ``models/NAME`` was exported
-    from (the ONNX files fold some weights into constants, so they cannot be read back).
+    ``bench/weights/NAME.pt`` is the state dict of what ``models/NAME`` was exported from, written by
+    ``python -m trainer export ... --state-dict-out bench/weights/NAME.pt`` (the ONNX files fold some
+    weights into constants, so they cannot be read back).
     """
     import onnxruntime as ort
 

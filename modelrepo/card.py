@@ -80,6 +80,12 @@ def model_card(manifest: Manifest) -> str:
     if kl:
         lines.append(f"- Information each code carries on the test split (KL to the prior): z1 {kl['z1']} nats, "
                      f"z2 {kl['z2']} nats.")  # fmt: skip
+    pruned = m.config.get("export", {}).get("pruned")
+    if pruned and (pruned["z1"] or pruned["z2"]):
+        lines.append(
+            f"- Pruned at export: dimensions {pruned['z1']} of z1 and {pruned['z2']} of z2 carried under "
+            f"{pruned['below_nats']} nats each over training images; their codes are always 0 (the prior)."
+        )
     lines += [
         "",
         "## Intended use and limits",

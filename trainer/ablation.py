@@ -37,6 +37,12 @@ class Row:
     meaning: str
     overrides: Overrides = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
+    prune_below: float = 0.0  # evaluate as export --prune-below exports (trainer/prune.py)
+    runs_of: str = ""  # evaluate the runs of that row instead of training its own (same overrides)
+
+    @property
+    def trained_as(self) -> str:
+        return self.runs_of or self.name
 
 
 ROWS = (
@@ -52,6 +58,18 @@ ROWS = (
     ),
     Row("pair2", "every term plus the label-free pair-consistency term on z2", LEAKAGE_ON | {"l_pair2": 2.0}),
     Row("critic1", "every term plus the label-free pair critic on z1", LEAKAGE_ON | {"l_critic1": 30.0}),
+    Row(
+        "hsic1",
+        "every term plus the label-free kernel dependence (HSIC) between a pair's z1 codes",
+        LEAKAGE_ON | {"l_hsic1": 500.0},
+    ),
+    Row(
+        "between1-pruned",
+        "the between1 row's runs, evaluated with the code dimensions under 0.05 nats pruned",
+        LEAKAGE_ON | {"l_between1": 30.0, "between_whiten": True, "between_form": "trace"},
+        prune_below=0.05,
+        runs_of="between1",
+    ),
 )
 # What differs per specified factor in the shipped recipes (README, docs/tuning.md).
 FACTOR_BASE: dict[str, Overrides] = {"digit": {}, "colour": {"b1": 8.0}}
@@ -138,8 +156,8 @@ def train_row(config: TrainConfig, out: Path) -> float:
     return trainer.run(show_progress=False).elapsed_s
 
 
-def evaluate_row(config: AblationConfig, out: Path) -> dict[str, Any]:
-    cached = out / "evaluation.json"
+def evaluate_row(config: AblationConfig, out: Path, prune_below: float = 0.0) -> dict[str, Any]:
+    cached = out / (f"evaluation-pruned-{prune_below:g}.json" if prune_below > 0 else "evaluation.json")
     if cached.is_file() and cached.stat().st_mtime >= (out / "checkpoint.pt").stat().st_mtime:
         result: dict[str, Any] = json.loads(cached.read_text())
         return result
@@ -151,6 +169,7 @@ def evaluate_row(config: AblationConfig, out: Path) -> dict[str, Any]:
         seed=0,
         write_manifest=False,
         probe_items=config.probe_items,
+        prune_below=prune_below,
     )
     cached.write_text(json.dumps(report, indent=2) + "\n")
     return report
@@ -164,12 +183,12 @@ def run_ablation(config: AblationConfig, log: Any = print) -> list[dict[str, Any
             if config.rows and row.name not in config.rows:
                 continue
             for seed in row.seeds:
-                out = config.out / f"{factor}-{row.name}-s{seed}"
+                out = config.out / f"{factor}-{row.trained_as}-s{seed}"
                 log(f"[ablation] {out.name}: training {config.steps} steps")
                 with claimed(out):
                     seconds = train_row(run_config(config, factor, row, seed), out)
-                    log(f"[ablation] {out.name}: trained in {seconds / 60:.1f} min; evaluating")
-                    evaluation = evaluate_row(config, out)
+                    log(f"[ablation] {out.name}: trained in {seconds / 60:.1f} min; evaluating {row.name}")
+                    evaluation = evaluate_row(config, out, row.prune_below)
                 records.append(
                     {
                         "factor": factor,
@@ -241,6 +260,11 @@ def markdown_table(records: list[dict[str, Any]], config: AblationConfig) -> str
         lines += ["| " + " | ".join(_cells(r)) + " |" for r in records if r["factor"] == factor]
         lines.append("")
     lines += ["Rows:", ""] + [f"- **{row.name}**: {row.meaning}; overrides {row.overrides or 'none'}." for row in ROWS]
+    lines += [
+        "",
+        "A pruned row zeroes, before evaluation, the encoder rows of every code dimension that carries "
+        "under the threshold over 5,000 held-out images (`export --prune-below`, trainer/prune.py).",
+    ]
     lines += [f"- Base overrides per factor: {FACTOR_BASE}.", ""]
     return "\n".join(lines)
 

@@ -176,6 +176,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         description=args.description,
         version=args.version,
         data_dir=args.data_dir,
+        prune_below=args.prune_below,
+        state_dict_out=Path(args.state_dict_out) if args.state_dict_out else None,
     )
     print(f"exported {folder}")
     return 0
@@ -294,6 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--description", default="")
     export.add_argument("--version", default="1")
     export.add_argument("--data-dir", default=None, help="real data for the parity check (default: the run's)")
+    export.add_argument(
+        "--prune-below",
+        type=float,
+        default=0.0,
+        metavar="NATS",
+        help="prune code dimensions carrying less than this over training images (0 = none; trainer/prune.py)",
+    )
+    export.add_argument(
+        "--state-dict-out",
+        default=None,
+        metavar="FILE",
+        help="also save the PyTorch weights of what was exported (bench/weights/NAME.pt for the PyTorch baseline)",
+    )
     export.set_defaults(func=cmd_export)
 
     evaluate = sub.add_parser("evaluate", help="swap metrics of an exported model on the MNIST test split")

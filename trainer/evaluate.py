@@ -178,21 +178,29 @@ def evaluate_model(
     seed: int,
     write_manifest: bool,
     probe_items: int = 10000,
+    prune_below: float = 0.0,
 ) -> dict[str, Any]:
     """Evaluate a model folder from its ONNX files (or a run folder from its checkpoint).
 
     ``probe_items`` training images fit the leakage probes (0 skips them). With
-    ``write_manifest`` the figures are stored in the model's manifest.
+    ``write_manifest`` the figures are stored in the model's manifest. A run folder can be
+    evaluated as ``export --prune-below`` would export it (``prune_below``; trainer/prune.py).
     """
+    pruned = None
     if (folder / "checkpoint.pt").is_file():
+        from trainer.prune import prune_trained
         from trainer.train import load_model
 
         model, config, _ = load_model(folder)
         specified = config.data.specified
+        if prune_below > 0:
+            pruned = prune_trained(model, config, str(data_dir), prune_below).as_dict()
         encode, decode = torch_codec(model)
         posterior = torch_posterior(model)
         source = "checkpoint"
     else:
+        if prune_below > 0:
+            raise ValueError("prune_below applies to a run folder; an exported model is pruned by export --prune-below")
         manifest = load_manifest(folder)
         specified = manifest.specified_factors[0]
         encode, decode, posterior = onnx_codec(folder)
@@ -206,6 +214,7 @@ def evaluate_model(
         "specified": specified,
         **swap_metrics(encode, decode, test, specified, classifier, pairs, seed),
         "judges": judge_ceilings(test, classifier),
+        **({"pruned": pruned} if pruned else {}),
         "evaluated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     report["code_information_nats"] = code_information(posterior, test)

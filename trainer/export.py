@@ -37,6 +37,7 @@ from trainer.config import SECTION_TYPES, TrainConfig
 from trainer.data import PairDataset, heldout_pairs
 from trainer.data.colormnist import ColorMNIST
 from trainer.networks import TwoCodeVAE
+from trainer.prune import prune_trained
 
 RTOL, ATOL = PARITY_RTOL, PARITY_ATOL
 OPSET = 18
@@ -216,6 +217,7 @@ def build_manifest(
     parity: dict[str, float],
     train_state: dict[str, Any],
     extras: dict[str, Any] | None = None,
+    export_notes: dict[str, Any] | None = None,
 ) -> Manifest:
     net = config.network
     factors = [s.strip() for s in config.data.specified.split(",") if s.strip()]
@@ -243,7 +245,7 @@ def build_manifest(
             "epochs_completed": train_state.get("epoch"),
             "train_seconds": round(float(train_state.get("elapsed_s", 0.0)), 1),
         },
-        config=config.to_dict() | {"export": {"opset": OPSET, "parity_max_abs_diff": parity}},
+        config=config.to_dict() | {"export": {"opset": OPSET, "parity_max_abs_diff": parity} | (export_notes or {})},
         files=files,
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **(extras or {}),
@@ -251,17 +253,32 @@ def build_manifest(
 
 
 def export_run(
-    run: Path, name: str, models_dir: Path, description: str = "", version: str = "1", data_dir: str | None = None
+    run: Path,
+    name: str,
+    models_dir: Path,
+    description: str = "",
+    version: str = "1",
+    data_dir: str | None = None,
+    prune_below: float = 0.0,
+    state_dict_out: Path | None = None,
 ) -> Path:
-    """Export ``run`` to ``models_dir/name``, replacing that folder only once everything checked out."""
+    """Export ``run`` to ``models_dir/name``, replacing that folder only once everything checked out.
+
+    With ``prune_below`` > 0, code dimensions carrying less than that many nats over training
+    images are pruned first (trainer/prune.py); the manifest records which. ``state_dict_out``
+    receives the PyTorch weights of exactly what was exported (the PyTorch baseline of the bench
+    serves them; the ONNX files fold some weights into constants, so they cannot be read back).
+    """
     from trainer.train import load_model
 
     model, config, saved = load_model(run)
+    heldout = heldout_pairs(config, data_dir)
+    export_notes: dict[str, Any] = {}
+    if prune_below > 0:
+        export_notes["pruned"] = prune_trained(model, config, data_dir, prune_below).as_dict()
     models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=models_dir))
     try:
-        export_onnx(model, staging)
-        heldout = heldout_pairs(config, data_dir)
         extras: dict[str, Any] = {}
         real = None
         if heldout is not None:
@@ -271,8 +288,11 @@ def export_run(
                 "latent_directions": latent_directions(model, images),
                 "examples": write_examples(staging, heldout),
             }
+        export_onnx(model, staging)
         parity = check_parity(model, staging, real)
-        manifest = build_manifest(config, name, version, description, staging, parity, saved["state"], extras)
+        manifest = build_manifest(
+            config, name, version, description, staging, parity, saved["state"], extras, export_notes
+        )
         target = models_dir / name
         if target.exists():
             shutil.rmtree(target)
@@ -280,6 +300,9 @@ def export_run(
         write_card(staging, manifest)
         staging.chmod(0o755)  # mkdtemp makes it private; served images run as another user
         staging.rename(target)
+        if state_dict_out is not None:
+            state_dict_out.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), state_dict_out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -174,3 +174,56 @@ def pair_critic_loss(critic: PairCritic, a: Tensor, b: Tensor) -> Tensor:
         nn.functional.binary_cross_entropy_with_logits(true, ones)
         + nn.functional.binary_cross_entropy_with_logits(false, zeros)
     )
+
+
+# Bandwidths of the kernel, as multiples of the median squared distance between codes: one scale
+# sees only what moves codes by about their typical spread; a digit held in one dimension of
+# sixteen moves them far less, and the narrow scale sees it.
+HSIC_SCALES = (0.25, 1.0, 4.0)
+
+
+def _gaussian_gram(x: Tensor, median_sq: Tensor) -> Tensor:
+    """Mean over HSIC_SCALES of exp(-||x_i - x_j||^2 / (s * median_sq))."""
+    sq = torch.cdist(x, x).pow(2)
+    return torch.stack([torch.exp(-sq / (s * median_sq)) for s in HSIC_SCALES]).mean(dim=0)
+
+
+def unbiased_hsic(k: Tensor, l: Tensor) -> Tensor:  # noqa: E741 (the usual names of the two Gram matrices)
+    """The unbiased HSIC estimator of two n x n Gram matrices (n >= 4): zero in expectation
+    for independent samples, where the usual biased estimator sits at a positive floor of
+    order 1/n that a penalty would chase."""
+    n = k.shape[0]
+    eye = torch.eye(n, dtype=k.dtype, device=k.device)
+    kt, lt = k * (1 - eye), l * (1 - eye)
+    ones_k, ones_l = kt.sum(dim=1), lt.sum(dim=1)
+    value = (kt * lt).sum() + ones_k.sum() * ones_l.sum() / ((n - 1) * (n - 2)) - 2.0 * (ones_k @ ones_l) / (n - 2)
+    return value / (n * (n - 3))
+
+
+def pair_hsic(a: Tensor, b: Tensor, floor: float = VARIANCE_FLOOR) -> Tensor:
+    """Kernel dependence between the halves of pairs (a[i], b[i]): normalised HSIC, in [0, 1].
+
+    Two images of a pair share only the specified factor, so any dependence between
+    their z1 codes, linear or not, is that factor in z1. Where the pooled
+    between-group penalty sees only group *means* (a linear probe's view), a
+    Gaussian kernel sees any function of the codes (an MLP probe's view), and,
+    unlike the pair critic, there is nothing to evade: the statistic is computed
+    afresh from each batch. Codes are standardised per dimension by the batch's
+    variance plus ``floor`` (held fixed, so shrinking a code does not lower it),
+    the bandwidths follow the median distance (held fixed, likewise), and the
+    value is divided by the halves' own HSIC (held fixed) so that 1 means the
+    halves are as dependent as a code is on itself.
+    """
+    n = a.shape[0]
+    if n < 4:
+        raise ValueError(f"pair_hsic needs at least 4 pairs, got {n}")
+    both = torch.cat([a, b])
+    scale = (both.var(dim=0).detach() + floor).rsqrt()
+    sa, sb = a * scale, b * scale
+    with torch.no_grad():
+        sq = torch.cdist(torch.cat([sa, sb]), torch.cat([sa, sb])).pow(2)
+        median_sq = sq[sq > 0].median().clamp_min(1e-12) if bool((sq > 0).any()) else sq.new_ones(())
+    ka, kb = _gaussian_gram(sa, median_sq), _gaussian_gram(sb, median_sq)
+    with torch.no_grad():
+        norm = (unbiased_hsic(ka, ka).clamp_min(1e-12) * unbiased_hsic(kb, kb).clamp_min(1e-12)).sqrt()
+    return unbiased_hsic(ka, kb) / norm

@@ -2,7 +2,7 @@
 
     L = l_self * L_rec + b1 * KL1 + b2 * KL2 + l_swap * L_swap + l1 * L_mi1 + l2 * L_mi2
         [+ l_adv * L_adv, the optional leakage adversary]
-        [+ l_between1 * L_between1 + l_pair2 * L_pair2 + l_critic1 * L_critic1,
+        [+ l_between1 * L_between1 + l_pair2 * L_pair2 + l_critic1 * L_critic1 + l_hsic1 * L_hsic1,
            the label-free leakage terms (trainer/leakage.py)]
 
 Every term is computed by its own function, per image (summed over pixels or
@@ -21,7 +21,14 @@ from torch import Tensor
 from torch.func import functional_call
 
 from trainer.adversary import LeakageAdversary, adversary_loss
-from trainer.leakage import PairCritic, PairMoments, between_group_penalty, pair_consistency, pair_critic_loss
+from trainer.leakage import (
+    PairCritic,
+    PairMoments,
+    between_group_penalty,
+    pair_consistency,
+    pair_critic_loss,
+    pair_hsic,
+)
 from trainer.networks import EncoderOutput, Gaussian, TwoCodeVAE
 
 Likelihood = Literal["bernoulli", "gaussian"]
@@ -56,6 +63,7 @@ class ObjectiveConfig:
     between_whiten: bool = False  # whiten mu1 by its full pooled covariance (what a linear probe sees)
     between_form: Literal["frobenius", "trace"] = "frobenius"  # squared norm of R, or its trace (linear)
     l_critic1: float = 0.0  # pair critic on z1 behind gradient reversal (any function of z1); 0 = off
+    l_hsic1: float = 0.0  # kernel dependence (normalised HSIC) between a pair's z1 means; 0 = off
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -80,6 +88,7 @@ class LossTerms:
     between1: Tensor
     pair2: Tensor
     critic1: Tensor
+    hsic1: Tensor
 
     def as_floats(self) -> dict[str, float]:
         return {f.name: float(getattr(self, f.name).detach()) for f in fields(self)}
@@ -225,9 +234,11 @@ def objective(
         )
     if leakage_on and config.l_pair2 > 0:
         pair2 = pair_consistency(codes.z2.mean[:half], codes.z2.mean[half:], config.leakage_floor)
-    critic1 = zero
+    critic1 = hsic1 = zero
     if leakage_on and config.l_critic1 > 0 and critic is not None:
         critic1 = pair_critic_loss(critic, codes.z1.mean[:half], codes.z1.mean[half:])
+    if leakage_on and config.l_hsic1 > 0:
+        hsic1 = pair_hsic(codes.z1.mean[:half], codes.z1.mean[half:], config.leakage_floor)
     b1, b2 = kl_weights(config, step)
     total = (
         config.l_self * rec
@@ -240,6 +251,7 @@ def objective(
         + config.l_between1 * between1
         + config.l_pair2 * pair2
         + config.l_critic1 * critic1
+        + config.l_hsic1 * hsic1
     )
     return LossTerms(
         total=total,
@@ -253,4 +265,5 @@ def objective(
         between1=between1,
         pair2=pair2,
         critic1=critic1,
+        hsic1=hsic1,
     )

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from trainer.networks import TwoCodeVAE
 
-TERMS = ("total", "rec", "swap", "kl1", "kl2", "mi1", "mi2", "adv", "between1", "pair2", "critic1")
+TERMS = ("total", "rec", "swap", "kl1", "kl2", "mi1", "mi2", "adv", "between1", "pair2", "critic1", "hsic1")
 
 
 def to_uint8(images: Tensor) -> np.ndarray:

@@ -37,3 +37,11 @@ def test_a_card_carries_the_figures_with_their_intervals_and_how_to_call_the_mod
 def test_an_unevaluated_model_says_so() -> None:
     manifest = load_manifest(MODELS / NAMES[0]).model_copy(update={"evaluation": {}})
     assert "Not evaluated yet" in model_card(manifest)
+
+
+def test_a_pruned_model_says_which_dimensions_are_always_zero() -> None:
+    manifest = load_manifest(MODELS / NAMES[0])
+    config = dict(manifest.config)
+    config["export"] = dict(config.get("export", {}), pruned={"below_nats": 0.05, "z1": [0, 3], "z2": []})
+    card = model_card(manifest.model_copy(update={"config": config}))
+    assert "dimensions [0, 3] of z1 and [] of z2 carried under 0.05 nats" in card

@@ -37,6 +37,11 @@ def test_quick_ablation_writes_every_row_and_resumes(tiny_mnist: Path, tmp_path:
         assert ev["probes"]["digit_from_z1"]["chance"] > 0
     table = (tmp_path / "report.md").read_text()
     assert table.count("| adversary |") == 1 and table.count("| full |") == 2
+    # The pruned row evaluates the between1 row's runs, pruned; it trains none of its own.
+    pruned = next(r for r in report["records"] if r["row"] == "between1-pruned")
+    assert pruned["evaluation"]["pruned"]["below_nats"] == 0.05
+    assert "pruned" not in next(r for r in report["records"] if r["row"] == "between1")["evaluation"]
+    assert not (tmp_path / "runs" / "digit-between1-pruned-s0").exists()
     # The colour table reads the hue figures: render one from a digit record relabelled.
     colour = dict(report["records"][0], factor="colour")
     colour["evaluation"] = dict(colour["evaluation"], specified_hue_error_deg_median=4.5)

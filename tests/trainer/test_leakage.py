@@ -10,7 +10,14 @@ import pytest
 import torch
 
 from tests.trainer.helpers import tiny_config
-from trainer.leakage import PairCritic, PairMoments, between_group_penalty, pair_consistency, pair_critic_loss
+from trainer.leakage import (
+    PairCritic,
+    PairMoments,
+    between_group_penalty,
+    pair_consistency,
+    pair_critic_loss,
+    pair_hsic,
+)
 from trainer.networks import NetworkConfig, TwoCodeVAE
 from trainer.objective import ObjectiveConfig, objective
 from trainer.train import start_or_resume
@@ -60,7 +67,9 @@ def test_pair_consistency_is_zero_for_equal_codes_and_positive_otherwise() -> No
 TINY = NetworkConfig(channels=3, image_size=8, z1_dim=3, z2_dim=2, width=4, hidden=8)
 
 
-@pytest.mark.parametrize(("term", "code"), [("l_between1", "head1"), ("l_pair2", "head2"), ("l_critic1", "head1")])
+@pytest.mark.parametrize(
+    ("term", "code"), [("l_between1", "head1"), ("l_pair2", "head2"), ("l_critic1", "head1"), ("l_hsic1", "head1")]
+)
 def test_gradients_reach_the_encoder_of_their_code_and_not_the_decoder(term: str, code: str) -> None:
     torch.manual_seed(0)
     model = TwoCodeVAE(TINY)
@@ -89,7 +98,7 @@ def test_a_resumed_run_with_the_terms_on_continues_identically(tiny_mnist: Path,
 
     def config(steps: int) -> object:
         base = tiny_config(tiny_mnist, max_steps=steps, log_every=1)
-        return replace(base, objective=replace(base.objective, l_between1=5.0, l_pair2=1.0, l_critic1=1.0))
+        return replace(base, objective=replace(base.objective, l_between1=5.0, l_pair2=1.0, l_critic1=1.0, l_hsic1=1.0))
 
     straight = start_or_resume(config(12), tmp_path / "a", resume=False)
     straight.run(show_progress=False)
@@ -101,7 +110,9 @@ def test_a_resumed_run_with_the_terms_on_continues_identically(tiny_mnist: Path,
     rows = [list(csv.DictReader((tmp_path / r / "log.csv").open())) for r in ("a", "b")]
     assert [r["between1"] for r in rows[0]] == [r["between1"] for r in rows[1]]
     assert [r["critic1"] for r in rows[0]] == [r["critic1"] for r in rows[1]]  # the critic is checkpointed
+    assert [r["hsic1"] for r in rows[0]] == [r["hsic1"] for r in rows[1]]
     assert all(float(r["between1"]) > 0 and float(r["pair2"]) > 0 and float(r["critic1"]) > 0 for r in rows[0])
+    assert any(float(r["hsic1"]) != 0 for r in rows[0])
 
 
 def test_whitening_finds_group_signal_hidden_in_a_small_direction() -> None:
@@ -201,3 +212,37 @@ def test_the_critic_learns_at_its_own_rate(tiny_mnist: Path, tmp_path: Path) -> 
     assert rates == [config.optim.lr, 5 * config.optim.lr]
     critic = trainer.objective_module.critic
     assert critic is not None and trainer.optimizer.param_groups[1]["params"] == list(critic.parameters())
+
+
+def _mean_hsic(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    return sum(float(pair_hsic(a, b, floor=1e-9)) for a, b in pairs) / len(pairs)
+
+
+def test_pair_hsic_is_one_for_copied_codes_and_zero_on_average_for_unrelated_ones() -> None:
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(64, 8, generator=generator)
+    assert float(pair_hsic(a, a.clone())) == pytest.approx(1.0, abs=1e-5)
+    unrelated = [(torch.randn(64, 8, generator=generator), torch.randn(64, 8, generator=generator)) for _ in range(60)]
+    assert abs(_mean_hsic(unrelated)) < 0.01  # the unbiased estimator: no floor for a penalty to chase
+
+
+def test_pair_hsic_sees_a_group_no_linear_pair_statistic_sees_from_batches_of_training_size() -> None:
+    """The harmonic toy (the between-group penalty reads ~0 there, see the critic's test above):
+    batches of 64 pairs, as in training."""
+    generator = torch.Generator().manual_seed(2)
+    shared = _mean_hsic([_harmonic_pairs(64, generator) for _ in range(60)])
+    unshared = _mean_hsic([_harmonic_pairs(64, generator, shared=False) for _ in range(60)])
+    assert shared > 0.04 and abs(unshared) < 0.01
+
+
+def test_pair_hsic_cannot_be_lowered_by_shrinking_the_code() -> None:
+    generator = torch.Generator().manual_seed(3)
+    a, b = _harmonic_pairs(64, generator)
+    torch.testing.assert_close(
+        pair_hsic(0.01 * a, 0.01 * b, floor=0.0), pair_hsic(a, b, floor=0.0), rtol=1e-3, atol=1e-5
+    )
+
+
+def test_pair_hsic_refuses_batches_too_small_for_its_estimator() -> None:
+    with pytest.raises(ValueError, match="at least 4 pairs"):
+        pair_hsic(torch.randn(3, 2), torch.randn(3, 2))

@@ -45,7 +45,20 @@ def test_every_term_is_finite_and_named() -> None:
     model, x, p = _batch()
     terms = objective(model, x, p, ObjectiveConfig(), step=0, generator=torch.Generator().manual_seed(0))
     values = terms.as_floats()
-    assert set(values) == {"total", "rec", "swap", "kl1", "kl2", "mi1", "mi2", "adv", "between1", "pair2", "critic1"}
+    assert set(values) == {
+        "total",
+        "rec",
+        "swap",
+        "kl1",
+        "kl2",
+        "mi1",
+        "mi2",
+        "adv",
+        "between1",
+        "pair2",
+        "critic1",
+        "hsic1",
+    }
     assert all(math.isfinite(v) for v in values.values())
     assert values["mi1"] > 0 and values["mi2"] > 0
 

@@ -40,9 +40,9 @@ def _build(config: TrainConfig, split: str, data_dir: Path) -> PairDataset:
     return ImageFolderPairs(data_dir, net.image_size, net.channels, data.data_seed, data.specified, data.groups_csv)
 
 
-def training_pairs(config: TrainConfig) -> PairDataset:
-    """The training split of the configured dataset."""
-    return _build(config, "train", Path(config.data.data_dir))
+def training_pairs(config: TrainConfig, data_dir: str | None = None) -> PairDataset:
+    """The training split of the configured dataset (from ``data_dir`` when given)."""
+    return _build(config, "train", Path(data_dir or config.data.data_dir))
 
 
 def heldout_pairs(config: TrainConfig, data_dir: str | None = None) -> PairDataset | None:
