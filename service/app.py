@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service import logs, openapi
 from service.batching import BatcherFactory, BatcherStoppedError, DynamicBatcher, QueueFullError
 from service.errors import code_for, validation_detail
+from service.fast_swap import FastSwap
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics, mark_dead
 from service.middleware import AccessMiddleware, LimitsMiddleware
@@ -164,6 +165,9 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
     async def on_queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
         return retry_later("queue_full", f"the inference queue is full ({exc}); retry after the time in Retry-After")
 
+    app.state.fast_swaps = 0
+    if settings.fast_swap:  # added first, so it sits inside the limits, ids, logs and metrics below
+        app.add_middleware(FastSwap, service=app)
     app.add_middleware(
         LimitsMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     inline_run_pixels: int = Field(
         8_192, ge=0, description="CPU runs of at most this many input pixels skip the hop to a worker thread"
     )
+    fast_swap: bool = Field(
+        True,
+        description="answer ordinary one-pair /swap requests without FastAPI's request machinery "
+        "(service/fast_swap.py; anything else goes to the route as before)",
+    )
     batching: Literal["app", "serve"] = Field(
         "app",
         description="whose queue batches requests: the app's own, or Ray Serve's @serve.batch (only under "
