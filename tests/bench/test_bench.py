@@ -193,3 +193,28 @@ def test_stopping_our_ray_leaves_other_processes_alone(tmp_path: Path) -> None:
     finally:
         theirs.kill()
         theirs.wait()
+
+
+def test_a_server_is_ready_only_after_many_ready_answers_in_a_row(tmp_path: Path) -> None:
+    """Two workers behind one socket, one still loading: a single ready answer is not enough."""
+    import itertools
+    import subprocess
+    import urllib.error
+
+    answers = itertools.chain([True, False] * 5, itertools.repeat(True))  # a half-ready pair, then ready
+    calls = []
+
+    class Server(servers.Running):
+        def get(self, path: str) -> str:
+            calls.append(path)
+            if not next(answers):
+                raise urllib.error.HTTPError(path, 503, "loading", None, None)  # type: ignore[arg-type]
+            return "{}"
+
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        servers._wait_ready(Server(0, process, tmp_path / "log"), timeout_s=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert len(calls) == 10 + servers.READY_IN_A_ROW  # the last 503 at call 10, then twenty in a row
