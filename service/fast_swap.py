@@ -18,7 +18,7 @@ one description of /swap in the OpenAPI document.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import numpy as np
@@ -33,6 +33,9 @@ from service.routes import inference
 from service.runtime import Registry
 from service.settings import Settings
 
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
 FIELDS = ("z1_image", "z2_image")
 
 
@@ -46,24 +49,27 @@ class _Parts:
         self._filename: bytes | None = None
         self._data: list[bytes] = []
 
-    def callbacks(self) -> dict[str, Any]:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self._begin,
-            "on_header_field": lambda data, start, end: self._add_field(data[start:end]),
-            "on_header_value": lambda data, start, end: self._add_value(data[start:end]),
+            "on_header_field": self._add_field,
+            "on_header_value": self._add_value,
             "on_header_end": self._header_end,
-            "on_part_data": lambda data, start, end: self._data.append(data[start:end]),
+            "on_part_data": self._add_data,
             "on_part_end": self._end,
         }
 
     def _begin(self) -> None:
         self._name, self._filename, self._data = b"", None, []
 
-    def _add_field(self, chunk: bytes) -> None:
-        self._header_field += chunk
+    def _add_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
 
-    def _add_value(self, chunk: bytes) -> None:
-        self._header_value += chunk
+    def _add_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _add_data(self, data: bytes, start: int, end: int) -> None:
+        self._data.append(data[start:end])
 
     def _header_end(self) -> None:
         if self._header_field.lower() == b"content-disposition":

@@ -208,7 +208,7 @@ def test_a_server_is_ready_only_after_many_ready_answers_in_a_row(tmp_path: Path
         def get(self, path: str) -> str:
             calls.append(path)
             if not next(answers):
-                raise urllib.error.HTTPError(path, 503, "loading", None, None)  # type: ignore[arg-type]
+                raise urllib.error.HTTPError(path, 503, "loading", None, None)
             return "{}"
 
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
