@@ -21,12 +21,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-import numpy as np
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.batching import BatcherStoppedError, QueueFullError
-from service.deps import key_is_valid
+from service.deps import api_key_header, bearer, require_api_key
+from service.errors import ApiError
 from service.images import ImageError, encode_images, to_inputs, to_png
 from service.middleware import route_path
 from service.routes import inference
@@ -138,7 +139,7 @@ class FastSwap:
 
     def __init__(self, app: ASGIApp, service: Any) -> None:
         self.app, self.service = app, service  # service: the FastAPI app (its settings, registry, counters)
-        self._route: Any = None
+        self.route = next(r for r in inference.router.routes if getattr(r, "path", None) == "/swap")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or route_path(scope) != "/swap":
@@ -151,16 +152,11 @@ class FastSwap:
         if png is None:
             await self.app(scope, _replay(body, receive), send)
             return
-        scope["route"] = self._swap_route()  # the metrics' route label, as the router would set it
+        scope["route"] = self.route  # the metrics' route label, as the router would set it
         headers = [(b"content-length", str(len(png)).encode()), (b"content-type", b"image/png")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": png})
         self.service.state.fast_swaps += 1  # how many this layer answered (the tests read it)
-
-    def _swap_route(self) -> Any:
-        if self._route is None:
-            self._route = next(r for r in inference.router.routes if getattr(r, "path", None) == "/swap")
-        return self._route
 
     async def _swap(self, scope: Scope, body: bytes) -> bytes | None:
         """The swap's PNG, or None for anything the route must answer."""
@@ -169,7 +165,7 @@ class FastSwap:
         headers = dict(scope["headers"])
         if b"application/json" in headers.get(b"accept", b""):
             return None
-        if settings.api_keys and not _key_ok(headers, settings.api_keys):
+        if settings.api_keys and not await _key_accepted(scope, settings):
             return None
         query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         if any(key != "model" for key, _ in query) or len(query) > 1:
@@ -184,20 +180,20 @@ class FastSwap:
         labels = [f"z1_image[0] ({a_name or 'unnamed'})", f"z2_image[0] ({b_name or 'unnamed'})"]
         try:
             images = await to_inputs([a, b], labels, model.manifest.preprocessing, settings.max_image_pixels)
-            codes = await model.encode(images)  # one batch for both sides, as the route does
-            swapped = await model.decode(codes["z1"][:1], codes["z2"][1:])
+            swapped, _, _ = await model.swap(images[:1], images[1:])
         except (ImageError, QueueFullError, BatcherStoppedError):
             return None  # the route answers these (400/413/415, 503 with Retry-After)
         except Exception:  # noqa: BLE001 (a failed run, too, is answered by the route, in its words)
             return None
-        (png,) = await encode_images(np.asarray(swapped), None, to_png)
+        (png,) = await encode_images(swapped, None, to_png)
         return png
 
 
-def _key_ok(headers: dict[bytes, bytes], keys: list[str]) -> bool:
-    """The API key as the route's dependency reads it: X-API-Key, else a bearer token."""
-    given = headers.get(b"x-api-key", b"").decode("latin-1")
-    if not given:
-        scheme, _, credentials = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
-        given = credentials.strip() if scheme.lower() == "bearer" else ""
-    return bool(given) and key_is_valid(given, keys)
+async def _key_accepted(scope: Scope, settings: Settings) -> bool:
+    """Whether the route's own API-key dependency, fed this request's headers, lets it through."""
+    connection = HTTPConnection(scope)
+    try:
+        await require_api_key(settings, await api_key_header(connection), await bearer(connection))
+    except ApiError:
+        return False
+    return True

@@ -81,6 +81,13 @@ class LoadedModel:
     async def decode(self, z1: np.ndarray, z2: np.ndarray) -> np.ndarray:
         return (await self.batchers["decoder"].submit({Z1: z1, Z2: z2}))[IMAGE]
 
+    async def swap(self, z1_images: np.ndarray, z2_images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(G(z1(a), z2(b)), z1(a), z2(b)) for pairs (a, b); both sides are encoded in one batch."""
+        codes = await self.encode(np.concatenate([z1_images, z2_images]))
+        n = len(z1_images)
+        z1, z2 = codes["z1"][:n], codes["z2"][n:]
+        return await self.decode(z1, z2), z1, z2
+
     def warm_up(self) -> None:
         """Run both networks once at batch sizes 1 and 2, and check the outputs' shapes and range."""
         shape = self.manifest.image

@@ -182,9 +182,8 @@ def pair_critic_loss(critic: PairCritic, a: Tensor, b: Tensor) -> Tensor:
 HSIC_SCALES = (0.25, 1.0, 4.0)
 
 
-def _gaussian_gram(x: Tensor, median_sq: Tensor) -> Tensor:
-    """Mean over HSIC_SCALES of exp(-||x_i - x_j||^2 / (s * median_sq))."""
-    sq = torch.cdist(x, x).pow(2)
+def _gaussian_gram(sq: Tensor, median_sq: Tensor) -> Tensor:
+    """Mean over HSIC_SCALES of exp(-sq / (s * median_sq)), for squared distances ``sq``."""
     return torch.stack([torch.exp(-sq / (s * median_sq)) for s in HSIC_SCALES]).mean(dim=0)
 
 
@@ -218,12 +217,12 @@ def pair_hsic(a: Tensor, b: Tensor, floor: float = VARIANCE_FLOOR) -> Tensor:
     if n < 4:
         raise ValueError(f"pair_hsic needs at least 4 pairs, got {n}")
     both = torch.cat([a, b])
-    scale = (both.var(dim=0).detach() + floor).rsqrt()
-    sa, sb = a * scale, b * scale
+    standardised = both * (both.var(dim=0).detach() + floor).rsqrt()
+    sq = torch.cdist(standardised, standardised).pow(2)  # both halves at once; their blocks below
     with torch.no_grad():
-        sq = torch.cdist(torch.cat([sa, sb]), torch.cat([sa, sb])).pow(2)
-        median_sq = sq[sq > 0].median().clamp_min(1e-12) if bool((sq > 0).any()) else sq.new_ones(())
-    ka, kb = _gaussian_gram(sa, median_sq), _gaussian_gram(sb, median_sq)
+        positive = sq[sq > 0]
+        median_sq = positive.median().clamp_min(1e-12) if positive.numel() else sq.new_ones(())
+    ka, kb = _gaussian_gram(sq[:n, :n], median_sq), _gaussian_gram(sq[n:, n:], median_sq)
     with torch.no_grad():
         norm = (unbiased_hsic(ka, ka).clamp_min(1e-12) * unbiased_hsic(kb, kb).clamp_min(1e-12)).sqrt()
     return unbiased_hsic(ka, kb) / norm

@@ -58,7 +58,7 @@ def channel_information(mean: Tensor, logvar: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def code_information(model: TwoCodeVAE, images: Tensor, batch: int = 500) -> tuple[Tensor, Tensor]:
+def dimension_information(model: TwoCodeVAE, images: Tensor, batch: int = 500) -> tuple[Tensor, Tensor]:
     """Each dimension's information in z1 and in z2, over ``images``."""
     model.eval()
     parts = [model.encode(images[i : i + batch]) for i in range(0, len(images), batch)]
@@ -81,7 +81,7 @@ def prune_uninformative(model: TwoCodeVAE, images: Tensor, below_nats: float) ->
     """Prune, in place, every dimension of either code that carries less than ``below_nats``."""
     if below_nats < 0:
         raise ValueError(f"below_nats must be >= 0, got {below_nats}")
-    info1, info2 = code_information(model, images)
+    info1, info2 = dimension_information(model, images)
     z1 = [int(d) for d in torch.nonzero(info1 < below_nats).flatten()]
     z2 = [int(d) for d in torch.nonzero(info2 < below_nats).flatten()]
     zero_dimensions(model.encoder.head1, z1, model.config.z1_dim)

@@ -168,8 +168,5 @@ async def swap(
         )
     a = await _read_images(z1_image, "z1_image", model, settings)
     b = await _read_images(z2_image, "z2_image", model, settings)
-    codes = await model.encode(np.concatenate([a, b]))  # one batch for both sides
-    n = len(a)
-    z1, z2 = codes["z1"][:n], codes["z2"][n:]
-    images = await model.decode(z1, z2)
+    images, z1, z2 = await model.swap(a, b)
     return await _png_or_json(images, model, request, size, extra={"z1": z1.tolist(), "z2": z2.tolist()})

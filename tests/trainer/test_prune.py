@@ -14,7 +14,7 @@ from modelrepo.codec import OnnxCodec
 from tests.trainer.helpers import tiny_config
 from trainer.export import export_run
 from trainer.networks import NetworkConfig, TwoCodeVAE
-from trainer.prune import channel_information, code_information, prune_uninformative, zero_dimensions
+from trainer.prune import channel_information, dimension_information, prune_uninformative, zero_dimensions
 from trainer.train import start_or_resume
 
 TINY = NetworkConfig(channels=3, image_size=8, z1_dim=3, z2_dim=2, width=4, hidden=8)
@@ -37,7 +37,7 @@ def test_pruning_puts_exactly_the_weak_dimensions_at_the_prior_and_leaves_the_re
         model.encoder.head1.bias[TINY.z1_dim + 1].zero_()
     images = torch.rand(256, 3, 8, 8)
     before = model.encode(images)
-    info1, _ = code_information(model, images)
+    info1, _ = dimension_information(model, images)
     below = float(info1[1]) * 2
     assert below < float(info1[[0, 2]].min())  # the weak dimension is weaker than every other one
     pruned = prune_uninformative(model, images, below)
