@@ -105,7 +105,7 @@ model: $(VENV)/.installed
 	$(VENV)/bin/python -m trainer export runs/$(NAME) --name $(NAME)
 	$(VENV)/bin/python -m trainer evaluate models/$(NAME) --data-dir $(MNIST) --write-manifest
 
-# Issue 4's evidence: the ablation table (about 75 minutes on 2 CPU cores; resumes if interrupted)
+# The ablation table (32 runs, about 90 minutes on 2 CPU cores; resumes if interrupted)
 # and the README's pictures of the shipped models.
 ablation: $(VENV)/.installed figures
 	$(VENV)/bin/python -m trainer ablate --data-dir $(MNIST) --out runs/ablation --report docs/ablation

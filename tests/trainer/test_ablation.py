@@ -22,6 +22,11 @@ def test_rows_differ_only_in_their_overrides(tmp_path: Path) -> None:
     assert plain.optim == full.optim and plain.network == full.network
     colour = run_config(config, "colour", ROWS[0], 1)
     assert colour.objective.b1 == 8.0 and colour.optim.seed == 1 and colour.data.specified == "colour"
+    # The shipped row trains each factor's own recipe: the digit's tight z1, the colour's plain between term.
+    shipped = next(r for r in ROWS if r.name == "shipped")
+    digit, hue = run_config(config, "digit", shipped, 0).objective, run_config(config, "colour", shipped, 0).objective
+    assert (digit.b1, digit.between_whiten, digit.l_pair2) == (30.0, True, 2.0)
+    assert (hue.b1, hue.between_whiten, hue.l_between1) == (8.0, False, 30.0)
 
 
 def test_quick_ablation_writes_every_row_and_resumes(tiny_mnist: Path, tmp_path: Path) -> None:
@@ -37,11 +42,12 @@ def test_quick_ablation_writes_every_row_and_resumes(tiny_mnist: Path, tmp_path:
         assert ev["probes"]["digit_from_z1"]["chance"] > 0
     table = (tmp_path / "report.md").read_text()
     assert table.count("| adversary |") == 1 and table.count("| full |") == 2
-    # The pruned row evaluates the between1 row's runs, pruned; it trains none of its own.
-    pruned = next(r for r in report["records"] if r["row"] == "between1-pruned")
-    assert pruned["evaluation"]["pruned"]["below_nats"] == 0.05
-    assert "pruned" not in next(r for r in report["records"] if r["row"] == "between1")["evaluation"]
-    assert not (tmp_path / "runs" / "digit-between1-pruned-s0").exists()
+    # The shipped row is evaluated pruned, as exported; the unpruned row reads the same runs and trains none.
+    shipped = next(r for r in report["records"] if r["row"] == "shipped")
+    assert shipped["evaluation"]["pruned"]["below_nats"] == 0.05
+    assert shipped["overrides"]["b1"] == 30.0 and shipped["overrides"]["l_pair2"] > 0
+    assert "pruned" not in next(r for r in report["records"] if r["row"] == "shipped-unpruned")["evaluation"]
+    assert not (tmp_path / "runs" / "digit-shipped-unpruned-s0").exists()
     # The colour table reads the hue figures: render one from a digit record relabelled.
     colour = dict(report["records"][0], factor="colour")
     colour["evaluation"] = dict(colour["evaluation"], specified_hue_error_deg_median=4.5)
