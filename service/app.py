@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import logs, openapi
 from service.batching import BatcherFactory, BatcherStoppedError, DynamicBatcher, QueueFullError
@@ -97,13 +98,59 @@ def own_batcher(settings: Settings) -> BatcherFactory:
     return DynamicBatcher
 
 
+class TwoCodeAPI(FastAPI):
+    """FastAPI behind the service's own ASGI layers (``front``), which wrap the whole app.
+
+    Request ids, logs, metrics, CORS, the body and concurrency limits and the fast /swap
+    (service/middleware.py, service/fast_swap.py) are plain ASGI. Sitting outside FastAPI rather
+    than in its middleware list, they meet every HTTP request first, and an ordinary /swap the
+    fast path answers never enters FastAPI's own per-request layers (its telemetry check, error,
+    exception-telemetry and body-limit middleware; docs/performance.md). Everything else goes on
+    into FastAPI, whose error handlers answer as before. Lifespan events go straight to FastAPI.
+    """
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is not None and scope["type"] == "http" and FRONT_PASSED not in scope:
+            scope[FRONT_PASSED] = True  # the front hands the request back to this method: FastAPI's turn
+            await self.front(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+FRONT_PASSED = "twocode.front"
+
+
+def front(app: FastAPI, settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> ASGIApp:
+    """Outermost first: ids, logs and metrics; CORS (closed unless configured); limits; the fast /swap."""
+    layer: ASGIApp = FastSwap(app, service=app) if settings.fast_swap else app
+    layer = LimitsMiddleware(
+        layer,
+        max_body_bytes=settings.max_body_bytes,
+        max_concurrency=settings.max_concurrency,
+        retry_after_s=settings.retry_after_s,
+        metrics=metrics,
+        lifecycle=lifecycle,
+        body_timeout_s=settings.body_timeout_s,
+    )
+    if settings.cors_origins:
+        layer = CORSMiddleware(
+            layer,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"],
+        )
+    return AccessMiddleware(layer, metrics=metrics)
+
+
 def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory | None = None) -> FastAPI:
     """The service. ``batcher_factory`` replaces the app's own batcher (Ray Serve's ``@serve.batch``)."""
     settings = settings or get_settings()
     batcher_factory = batcher_factory or own_batcher(settings)
     logs.configure(settings.log_level, settings.log_json)
     metrics = Metrics()
-    app = FastAPI(
+    app = TwoCodeAPI(
         title="Two-code VAE: controllable image synthesis",
         version="0.1.0",
         description="Encode images into a complementary code z1 and a specified code z2, decode codes into "
@@ -166,23 +213,5 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
         return retry_later("queue_full", f"the inference queue is full ({exc}); retry after the time in Retry-After")
 
     app.state.fast_swaps = 0
-    if settings.fast_swap:  # added first, so it sits inside the limits, ids, logs and metrics below
-        app.add_middleware(FastSwap, service=app)
-    app.add_middleware(
-        LimitsMiddleware,
-        max_body_bytes=settings.max_body_bytes,
-        max_concurrency=settings.max_concurrency,
-        retry_after_s=settings.retry_after_s,
-        metrics=metrics,
-        lifecycle=lifecycle,
-        body_timeout_s=settings.body_timeout_s,
-    )
-    if settings.cors_origins:  # closed unless configured
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Accept"],
-        )
-    app.add_middleware(AccessMiddleware, metrics=metrics)
+    app.front = front(app, settings, metrics, lifecycle)
     return app
