@@ -152,7 +152,7 @@ def _bodies() -> Iterator[tuple[str, bytes, bytes]]:
         "an epilogue": ordinary + b"epilogue",
         "an extra part header": ordinary.replace(b"Content-Type: image/png", b"Content-Length: 3"),
         "upper-case header names": ordinary.replace(b"Content-Disposition", b"CONTENT-DISPOSITION"),
-        "no spaces in the disposition": ordinary.replace(b'form-data; name="z1_image"; ', b'form-data;name="z1_image";'),
+        "no spaces in the disposition": ordinary.replace(b'data; name="z1_image"; ', b'data;name="z1_image";'),
         "an escaped quote in a file name": ordinary.replace(b'filename="a.png"', b'filename="a\\".png"'),
         "an RFC 2231 file name": ordinary.replace(b'filename="a.png"', b"filename*=utf-8''a.png"),
         "no file name": ordinary.replace(b'; filename="a.png"', b""),
@@ -180,3 +180,24 @@ def test_the_fast_reader_reads_what_the_routes_parser_reads_or_leaves_the_body_t
         by_name = {name: (data, (filename or b"").decode()) for name, filename, data in reference}
         assert len(reference) == 2 and ours == (by_name[b"z1_image"], by_name[b"z2_image"]), what
     assert read_here >= 43  # every ordinary client's body (40 from httpx, curl's, its variants) is read here
+
+
+def test_a_fast_swap_never_enters_fastapi_and_everything_else_does(repo: Path) -> None:
+    """The service's layers wrap the whole FastAPI app: an ordinary swap is answered before FastAPI's own
+    per-request layers (where the time went), any other request passes through them as before."""
+    with make_client(repo) as fast:
+        wait_ready(fast)
+        app: Any = fast.app
+        entered: list[str] = []
+        stack = app.build_middleware_stack()
+
+        async def counting(scope: Any, receive: Any, send: Any) -> None:
+            entered.append(scope["path"])
+            await stack(scope, receive, send)
+
+        app.middleware_stack = counting
+        assert fast.post("/swap", files=PAIR).status_code == 200
+        assert entered == [] and _answered_here(fast) == 1
+        assert fast.post("/swap", files=PAIR, params={"size": "64"}).status_code == 200  # the route's case
+        response = fast.get("/healthz")
+        assert entered == ["/swap", "/healthz"] and "x-request-id" in response.headers
