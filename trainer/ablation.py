@@ -116,7 +116,7 @@ class AblationConfig:
     report: Path = Path("docs/ablation")  # writes report.md and report.json next to each other
     factors: tuple[str, ...] = ("digit", "colour")
     rows: tuple[str, ...] = ()  # only these rows (names from ROWS); empty: all
-    # About 4.5 minutes per run on 2 CPU cores, so the 14 runs take about 75 minutes. What the
+    # About 2-3 minutes per run on 2 CPU cores, evaluation included: the 32 runs take about 90 minutes. What the
     # recipe needs is Adam steps, not images: z1 must take the hue while b1 is still small. At
     # batch 64 with 1200 or 1500 steps (schedules of 450 or 1100 steps) z1 never did (hue kept
     # 14-23 %, KL1 3-5 nats; docs/tuning.md), so the ablation runs half batches, more steps.
