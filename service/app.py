@@ -98,6 +98,9 @@ def own_batcher(settings: Settings) -> BatcherFactory:
     return DynamicBatcher
 
 
+FRONT_PASSED = "twocode.front"  # scope key: the request has been through the front layers
+
+
 class TwoCodeAPI(FastAPI):
     """FastAPI behind the service's own ASGI layers (``front``), which wrap the whole app.
 
@@ -119,10 +122,7 @@ class TwoCodeAPI(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-FRONT_PASSED = "twocode.front"
-
-
-def front(app: FastAPI, settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> ASGIApp:
+def build_front(app: FastAPI, settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> ASGIApp:
     """Outermost first: ids, logs and metrics; CORS (closed unless configured); limits; the fast /swap."""
     layer: ASGIApp = FastSwap(app, service=app) if settings.fast_swap else app
     layer = LimitsMiddleware(
@@ -213,5 +213,5 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
         return retry_later("queue_full", f"the inference queue is full ({exc}); retry after the time in Retry-After")
 
     app.state.fast_swaps = 0
-    app.front = front(app, settings, metrics, lifecycle)
+    app.front = build_front(app, settings, metrics, lifecycle)
     return app

@@ -41,6 +41,7 @@ FIELDS = ("z1_image", "z2_image")
 # The one Content-Disposition an ordinary client (curl, requests, httpx, a browser) sends for a file
 # field: anything else (escapes, extra parameters, RFC 2231 names) is left to the route's parser.
 _DISPOSITION = re.compile(rb'form-data; ?name="(z1_image|z2_image)"; ?filename="([^"\\\r\n]*)"')
+_PART_HEADERS = frozenset({b"content-disposition", b"content-type"})  # a part with any other header: the route's
 
 
 def pair_from_multipart(body: bytes, content_type: bytes) -> tuple[tuple[bytes, str], tuple[bytes, str]] | None:
@@ -77,15 +78,14 @@ def _file_part(part: bytes) -> tuple[bytes, tuple[bytes, str]] | None:
     head, blank, data = part.partition(b"\r\n\r\n")
     if not blank or not head.startswith(b"\r\n"):
         return None
-    disposition = None
+    headers: dict[bytes, bytes] = {}
     for line in head[2:].split(b"\r\n"):
         name, colon, value = line.partition(b":")
         name = name.lower()
-        if not colon or (name != b"content-type" and (name != b"content-disposition" or disposition is not None)):
+        if not colon or name not in _PART_HEADERS or name in headers:
             return None
-        if name == b"content-disposition":
-            disposition = value.strip(b" \t")
-    match = _DISPOSITION.fullmatch(disposition or b"")
+        headers[name] = value.strip(b" \t")
+    match = _DISPOSITION.fullmatch(headers.get(b"content-disposition", b""))
     if match is None:
         return None
     try:

@@ -37,10 +37,10 @@ class Row:
     meaning: str
     overrides: Overrides = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
-    prune_below: float = 0.0  # evaluate as export --prune-below exports (trainer/prune.py)
     runs_of: str = ""  # evaluate the runs of that row instead of training its own (same overrides)
     per_factor: dict[str, Overrides] = field(default_factory=dict)  # on top of overrides, by specified factor
-    prune_by_factor: dict[str, float] = field(default_factory=dict)  # prune_below, by specified factor
+    # evaluate as export --prune-below exports (trainer/prune.py), by specified factor; absent: no pruning
+    prune_by_factor: dict[str, float] = field(default_factory=dict)
 
     @property
     def trained_as(self) -> str:
@@ -52,7 +52,7 @@ class Row:
 
     def pruned_below(self, factor: str) -> float:
         """The threshold (nats) this row's evaluation prunes at for one specified factor; 0: none."""
-        return self.prune_by_factor.get(factor, self.prune_below)
+        return self.prune_by_factor.get(factor, 0.0)
 
 
 # What differs per specified factor in the method's recipe (README, docs/tuning.md).
