@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service import logs, openapi
 from service.batching import BatcherFactory, BatcherStoppedError, DynamicBatcher, QueueFullError
 from service.errors import code_for, validation_detail
-from service.fast_swap import FastSwap
+from service.fast_paths import FastPaths
 from service.lifecycle import Lifecycle
 from service.metrics import Metrics, mark_dead
 from service.middleware import AccessMiddleware, LimitsMiddleware
@@ -104,10 +105,10 @@ FRONT_PASSED = "twocode.front"  # scope key: the request has been through the fr
 class TwoCodeAPI(FastAPI):
     """FastAPI behind the service's own ASGI layers (``front``), which wrap the whole app.
 
-    Request ids, logs, metrics, CORS, the body and concurrency limits and the fast /swap
-    (service/middleware.py, service/fast_swap.py) are plain ASGI. Sitting outside FastAPI rather
-    than in its middleware list, they meet every HTTP request first, and an ordinary /swap the
-    fast path answers never enters FastAPI's own per-request layers (its telemetry check, error,
+    Request ids, logs, metrics, CORS, the body and concurrency limits and the fast paths
+    (service/middleware.py, service/fast_paths.py) are plain ASGI. Sitting outside FastAPI rather
+    than in its middleware list, they meet every HTTP request first, and an ordinary /swap or /encode
+    the fast paths answer never enters FastAPI's own per-request layers (its telemetry check, error,
     exception-telemetry and body-limit middleware; docs/performance.md). Everything else goes on
     into FastAPI, whose error handlers answer as before. Lifespan events go straight to FastAPI.
     """
@@ -123,8 +124,9 @@ class TwoCodeAPI(FastAPI):
 
 
 def build_front(app: FastAPI, settings: Settings, metrics: Metrics, lifecycle: Lifecycle) -> ASGIApp:
-    """Outermost first: ids, logs and metrics; CORS (closed unless configured); limits; the fast /swap."""
-    layer: ASGIApp = FastSwap(app, service=app) if settings.fast_swap else app
+    """Outermost first: ids, logs and metrics; CORS (closed unless configured); limits; the fast paths."""
+    fast = frozenset(path for path, on in (("/swap", settings.fast_swap), ("/encode", settings.fast_encode)) if on)
+    layer: ASGIApp = FastPaths(app, service=app, paths=fast) if fast else app
     layer = LimitsMiddleware(
         layer,
         max_body_bytes=settings.max_body_bytes,
@@ -212,6 +214,6 @@ def create_app(settings: Settings | None = None, batcher_factory: BatcherFactory
     async def on_queue_full(_: Request, exc: QueueFullError) -> JSONResponse:
         return retry_later("queue_full", f"the inference queue is full ({exc}); retry after the time in Retry-After")
 
-    app.state.fast_swaps = 0
+    app.state.fast_answers = Counter[str]()  # per path, requests the fast paths answered (the tests read it)
     app.front = build_front(app, settings, metrics, lifecycle)
     return app

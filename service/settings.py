@@ -49,7 +49,12 @@ class Settings(BaseSettings):
     fast_swap: bool = Field(
         True,
         description="answer ordinary one-pair /swap requests without FastAPI's request machinery "
-        "(service/fast_swap.py; anything else goes to the route as before)",
+        "(service/fast_paths.py; anything else goes to the route as before)",
+    )
+    fast_encode: bool = Field(
+        True,
+        description="answer ordinary /encode requests (image files, no sample) without FastAPI's request "
+        "machinery (service/fast_paths.py; anything else goes to the route as before)",
     )
     batching: Literal["app", "serve"] = Field(
         "app",
