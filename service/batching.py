@@ -97,7 +97,11 @@ class BatcherBase:
     """
 
     def __init__(self, run: RunFn, spec: BatchSpec, metrics: Metrics) -> None:
-        self._run, self.spec, self._metrics = run, spec, metrics
+        self._run, self.spec = run, spec
+        labels = (spec.model, spec.network)  # each run's metric children, looked up once rather than per run
+        self._queue_time = metrics.queue_time.labels(*labels)
+        self._batch_size = metrics.batch_size.labels(*labels)
+        self._inference_time = metrics.inference_time.labels(*labels)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ort-{spec.model}-{spec.network}")
         self._queued_rows = 0
         self._running = 0
@@ -155,11 +159,10 @@ class BatcherBase:
         else:
             outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._run, inputs)
         self.runs += 1
-        labels = (self.spec.model, self.spec.network)
         for _, enqueued in blocks:
-            self._metrics.queue_time.labels(*labels).observe(started - enqueued)
-        self._metrics.batch_size.labels(*labels).observe(sum(rows))
-        self._metrics.inference_time.labels(*labels).observe(time.perf_counter() - started)
+            self._queue_time.observe(started - enqueued)
+        self._batch_size.observe(sum(rows))
+        self._inference_time.observe(time.perf_counter() - started)
         return split(outputs, rows)
 
     async def idle(self) -> None:

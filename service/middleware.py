@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -170,6 +171,9 @@ class AccessMiddleware:
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
+        # metric children by label values, looked up once each (prometheus_client's labels() is ~1 us a call)
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -195,8 +199,8 @@ class AccessMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route = _route_label(scope)
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.latency.labels(route).observe(elapsed)
+            self._count(route, scope["method"], status).inc()
+            self._latency(route).observe(elapsed)
             log.info(
                 "%s %s -> %d in %.1f ms",
                 scope["method"],
@@ -205,6 +209,19 @@ class AccessMiddleware:
                 elapsed * 1000,
                 extra={"request_id": request_id, "status": status, "route": route},
             )
+
+    def _count(self, route: str, method: str, status: int) -> Any:
+        key = (route, method, str(status))
+        child = self._counted.get(key)
+        if child is None:
+            child = self._counted[key] = self.metrics.requests.labels(*key)
+        return child
+
+    def _latency(self, route: str) -> Any:
+        child = self._timed.get(route)
+        if child is None:
+            child = self._timed[route] = self.metrics.latency.labels(route)
+        return child
 
 
 def route_path(scope: Scope) -> str:

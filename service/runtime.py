@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,10 @@ class LoadedModel:
         return self.codec.provider
 
     def run_encoder(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The batcher's run for the encoder: every output of the posterior, by tensor name."""
-        return asdict(self.codec.posterior(inputs[IMAGE]))
+        """The batcher's run for the encoder: every output of the posterior, by tensor name.
+
+        A shallow dict: ``dataclasses.asdict`` deep-copies each array (8 us a run, for nothing)."""
+        return vars(self.codec.posterior(inputs[IMAGE])).copy()
 
     def run_decoder(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {IMAGE: self.codec.decode(inputs[Z1], inputs[Z2])}

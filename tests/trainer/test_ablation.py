@@ -94,3 +94,21 @@ def test_a_run_claimed_by_a_live_process_is_waited_for_and_a_dead_claim_taken_ov
     owner.wait()
     assert entered.wait(5)
     waiter.join()
+
+
+@pytest.mark.parametrize("factor", ["digit", "colour"])
+def test_the_shipped_row_is_the_shipped_models_recipe_and_pruning(tmp_path: Path, factor: str) -> None:
+    """The ablation's "shipped" row must say what models/ holds: its weights and its export threshold
+    (only the budget and the schedules that scale with it differ)."""
+    from trainer.ablation import SHIPPED_PRUNE_BELOW
+
+    manifest = json.loads((Path("models") / f"colormnist-{factor}" / "manifest.json").read_text())
+    shipped = next(r for r in ROWS if r.name == "shipped")
+    row = run_config(AblationConfig(data_dir=tmp_path), factor, shipped, 0).objective
+    weights = ("b1", "b2", "l_self", "l_swap", "l_mi1", "l_mi2", "l_adv", "l_between1", "l_pair2", "l_critic1", "l_hsic1")
+    shipped_objective = manifest["config"]["objective"]
+    assert {w: getattr(row, w) for w in weights} == {w: shipped_objective.get(w, 0.0) for w in weights}
+    for switch in ("between_whiten", "between_form", "mi_updates", "likelihood"):
+        if switch in shipped_objective:
+            assert getattr(row, switch) == shipped_objective[switch], switch
+    assert SHIPPED_PRUNE_BELOW[factor] == manifest["config"]["export"]["pruned"]["below_nats"]
