@@ -105,7 +105,19 @@ def test_the_shipped_row_is_the_shipped_models_recipe_and_pruning(tmp_path: Path
     manifest = json.loads((Path("models") / f"colormnist-{factor}" / "manifest.json").read_text())
     shipped = next(r for r in ROWS if r.name == "shipped")
     row = run_config(AblationConfig(data_dir=tmp_path), factor, shipped, 0).objective
-    weights = ("b1", "b2", "l_self", "l_swap", "l_mi1", "l_mi2", "l_adv", "l_between1", "l_pair2", "l_critic1", "l_hsic1")
+    weights = (
+        "b1",
+        "b2",
+        "l_self",
+        "l_swap",
+        "l_mi1",
+        "l_mi2",
+        "l_adv",
+        "l_between1",
+        "l_pair2",
+        "l_critic1",
+        "l_hsic1",
+    )
     shipped_objective = manifest["config"]["objective"]
     assert {w: getattr(row, w) for w in weights} == {w: shipped_objective.get(w, 0.0) for w in weights}
     for switch in ("between_whiten", "between_form", "mi_updates", "likelihood"):
