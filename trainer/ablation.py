@@ -22,6 +22,7 @@ from trainer.config import DataConfig, OptimConfig, TrainConfig
 from trainer.evaluate import evaluate_model
 from trainer.networks import NetworkConfig
 from trainer.objective import ObjectiveConfig
+from trainer.train import TrainingError
 
 Overrides = dict[str, float | bool | str]
 NO_MI: Overrides = {"l_mi1": 0.0, "l_mi2": 0.0}
@@ -176,6 +177,22 @@ def claimed(out: Path, poll_s: float = 5.0) -> Iterator[None]:
         lock.unlink(missing_ok=True)
 
 
+def recipe_changes(saved: dict[str, Any], config: TrainConfig) -> list[str]:
+    """How a saved run's config differs from ``config`` in what shapes the model ("section.field: old -> new").
+
+    Where the data lives and how fast or loudly it trains (data_dir, device, threads, logging,
+    checkpointing) are not the recipe; a row whose overrides changed since its run was trained is.
+    """
+    incidental = {"data_dir", "device", "threads", "log_every", "checkpoint_every"}
+    now = config.to_dict()
+    return [
+        f"{section}.{key}: {saved.get(section, {}).get(key)!r} -> {value!r}"
+        for section in ("network", "objective", "data", "optim")
+        for key, value in now[section].items()
+        if key not in incidental and saved.get(section, {}).get(key, value) != value
+    ]
+
+
 def train_row(config: TrainConfig, out: Path) -> float:
     """Train (or finish) one run; returns its training seconds."""
     from trainer import checkpoint
@@ -183,7 +200,14 @@ def train_row(config: TrainConfig, out: Path) -> float:
 
     saved = out / checkpoint.CHECKPOINT_NAME
     if saved.is_file():
-        state = checkpoint.load(saved)["state"]
+        loaded = checkpoint.load(saved)
+        stale = recipe_changes(loaded["config"], config)
+        if stale:
+            raise TrainingError(
+                f"{out} was trained with another recipe than its row now has ({'; '.join(stale)}); "
+                "delete that folder to train the row again"
+            )
+        state = loaded["state"]
         if state["step"] >= config.optim.max_steps:
             return float(state["elapsed_s"])
     trainer = start_or_resume(config, out, resume=saved.is_file())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.trainer.helpers import run_cli
-from trainer.ablation import ROWS, AblationConfig, markdown_table, run_config
+from trainer.ablation import ROWS, SHIPPED_PRUNE_BELOW, AblationConfig, markdown_table, recipe_changes, run_config
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ def test_quick_ablation_writes_every_row_and_resumes(tiny_mnist: Path, tmp_path:
     assert table.count("| adversary |") == 1 and table.count("| full |") == 2
     # The shipped row is evaluated pruned, as exported; the unpruned row reads the same runs and trains none.
     shipped = next(r for r in report["records"] if r["row"] == "shipped")
-    assert shipped["evaluation"]["pruned"]["below_nats"] == 0.2  # the digit model's threshold
+    assert shipped["evaluation"]["pruned"]["below_nats"] == SHIPPED_PRUNE_BELOW["digit"]  # as exported
     assert shipped["overrides"]["b1"] == 30.0 and shipped["overrides"]["l_pair2"] > 0
     assert "pruned" not in next(r for r in report["records"] if r["row"] == "shipped-unpruned")["evaluation"]
     assert not (tmp_path / "runs" / "digit-shipped-unpruned-s0").exists()
@@ -58,6 +58,16 @@ def test_quick_ablation_writes_every_row_and_resumes(tiny_mnist: Path, tmp_path:
     again = run_cli(*args, str(tmp_path / "report2"), "--quick", "--factors", "digit", "--threads", "1")
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "runs" / "digit-full-s0" / "checkpoint.pt").stat().st_mtime == stamp
+    # A row whose recipe changed since is refused with what changed, not reported from the old run.
+    from trainer import checkpoint
+    from trainer.ablation import train_row
+    from trainer.config import TrainConfig
+    from trainer.train import TrainingError
+
+    saved = checkpoint.load(tmp_path / "runs" / "digit-full-s0" / "checkpoint.pt")["config"]
+    saved["objective"]["b1"] = saved["objective"]["b1"] + 1
+    with pytest.raises(TrainingError, match="objective.b1"):
+        train_row(TrainConfig.from_dict(saved), tmp_path / "runs" / "digit-full-s0")
 
 
 def test_ablate_rejects_an_unknown_factor(tiny_mnist: Path, tmp_path: Path) -> None:
@@ -100,8 +110,6 @@ def test_a_run_claimed_by_a_live_process_is_waited_for_and_a_dead_claim_taken_ov
 def test_the_shipped_row_is_the_shipped_models_recipe_and_pruning(tmp_path: Path, factor: str) -> None:
     """The ablation's "shipped" row must say what models/ holds: its weights and its export threshold
     (only the budget and the schedules that scale with it differ)."""
-    from trainer.ablation import SHIPPED_PRUNE_BELOW
-
     manifest = json.loads((Path("models") / f"colormnist-{factor}" / "manifest.json").read_text())
     shipped = next(r for r in ROWS if r.name == "shipped")
     row = run_config(AblationConfig(data_dir=tmp_path), factor, shipped, 0).objective
@@ -124,3 +132,15 @@ def test_the_shipped_row_is_the_shipped_models_recipe_and_pruning(tmp_path: Path
         if switch in shipped_objective:
             assert getattr(row, switch) == shipped_objective[switch], switch
     assert SHIPPED_PRUNE_BELOW[factor] == manifest["config"]["export"]["pruned"]["below_nats"]
+
+
+def test_a_run_trained_with_another_recipe_is_refused_not_reused(tmp_path: Path) -> None:
+    """A row whose overrides changed since its run was trained must not be reported from the old run."""
+    config = run_config(AblationConfig(data_dir=tmp_path), "colour", next(r for r in ROWS if r.name == "shipped"), 0)
+    saved = config.to_dict()
+    assert recipe_changes(saved, config) == []
+    moved = json.loads(json.dumps(saved))  # as a checkpoint holds it
+    moved["data"]["data_dir"], moved["optim"]["threads"] = "/elsewhere", 7  # where and how fast: not the recipe
+    assert recipe_changes(moved, config) == []
+    moved["objective"]["b1"] = 2.0
+    assert recipe_changes(moved, config) == [f"objective.b1: 2.0 -> {config.objective.b1!r}"]
