@@ -26,7 +26,7 @@ def test_rows_differ_only_in_their_overrides(tmp_path: Path) -> None:
     shipped = next(r for r in ROWS if r.name == "shipped")
     digit, hue = run_config(config, "digit", shipped, 0).objective, run_config(config, "colour", shipped, 0).objective
     assert (digit.b1, digit.between_whiten, digit.l_pair2) == (30.0, True, 2.0)
-    assert (hue.b1, hue.between_whiten, hue.l_between1) == (8.0, False, 30.0)
+    assert (hue.b1, hue.between_whiten, hue.l_between1) == (4.0, False, 30.0)
 
 
 def test_quick_ablation_writes_every_row_and_resumes(tiny_mnist: Path, tmp_path: Path) -> None:
