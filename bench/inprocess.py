@@ -119,9 +119,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--json", required=True)
+    parser.add_argument("--swap-pipeline-only", action="store_true", help="only the swap pipeline (bench.ratio)")
     args = parser.parse_args()
-    result = onnx_ceilings(Path(args.model), args.threads, args.seconds)
-    result["pipeline"] = pipeline_ceilings(Path(args.model), args.seconds)
+    if args.swap_pipeline_only:
+        result = {"pipeline": pipeline_ceilings(Path(args.model), args.seconds, batches=())}
+    else:
+        result = onnx_ceilings(Path(args.model), args.threads, args.seconds)
+        result["pipeline"] = pipeline_ceilings(Path(args.model), args.seconds)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 
 

@@ -218,3 +218,21 @@ def test_a_server_is_ready_only_after_many_ready_answers_in_a_row(tmp_path: Path
         process.kill()
         process.wait()
     assert len(calls) == 10 + servers.READY_IN_A_ROW  # the last 503 at call 10, then twenty in a row
+
+
+def test_ratio_measures_both_sides_every_round_and_reports_the_median(tmp_path: Path) -> None:
+    """``python -m bench.ratio`` for real, one short round: the pipeline and the service both measured."""
+    import subprocess
+
+    out = tmp_path / "ratio"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ratio", "--rounds", "1", "--seconds", "0.3", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (round_,) = json.loads(out.with_suffix(".json").read_text())["rounds"]
+    assert round_["pipeline"] > 0 and round_["ours"] > 0
+    assert round_["ratio"] == pytest.approx(round_["ours"] / round_["pipeline"], rel=1e-3)
+    assert f"Median {round_['ratio']:.2f}" in out.with_suffix(".md").read_text()
