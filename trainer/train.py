@@ -159,14 +159,24 @@ class Trainer:
         )
 
     def restore(self, saved: dict[str, Any]) -> None:
-        self.model.load_state_dict(saved["model"])
+        parts: list[tuple[str, Any]] = [("model", self.model)]
         if self.adversary is not None:
-            self.adversary.load_state_dict(saved["adversary"])
+            parts.append(("adversary", self.adversary))
         if saved.get("pair_moments") is not None:  # checkpoints from before the term have none
-            self.objective_module.moments.load_state_dict(saved["pair_moments"])
+            parts.append(("pair_moments", self.objective_module.moments))
         if self.objective_module.critic is not None and saved.get("pair_critic") is not None:
-            self.objective_module.critic.load_state_dict(saved["pair_critic"])
-        self.optimizer.load_state_dict(saved["optimizer"])
+            parts.append(("pair_critic", self.objective_module.critic))
+        parts.append(("optimizer", self.optimizer))
+        for name, part in parts:
+            try:
+                part.load_state_dict(saved[name])
+            except (RuntimeError, ValueError, KeyError) as exc:  # torch's words run to pages of key names: cut
+                said = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+                said = said if len(said) <= 300 else said[:297] + "..."
+                raise TrainingError(
+                    f"{self.out}: the checkpoint's {name} does not fit this version of the trainer ({said}); "
+                    "it was written by another version or another network shape: train again into a new --out"
+                ) from exc
         per_rank = saved.get("noise_rng_per_rank") or [saved["noise_rng"]]
         if len(per_rank) == self.world.size:
             self.noise.set_state(per_rank[self.world.rank])

@@ -100,3 +100,19 @@ def test_a_failed_checkpoint_write_keeps_the_previous_one(
         trainer.save()
     assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == good  # never half-written
     assert not [p for p in (tmp_path / "r").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_checkpoint_another_version_wrote_is_refused_in_words(tiny_mnist: Path, tmp_path: Path) -> None:
+    """A run saved by an older trainer (a state renamed since) gets a clear error naming the part, not a traceback."""
+    from trainer import checkpoint
+    from trainer.train import TrainingError
+
+    trainer = start_or_resume(tiny_config(tiny_mnist, max_steps=2), tmp_path / "r", resume=False)
+    trainer.run(show_progress=False)
+    path = tmp_path / "r" / checkpoint.CHECKPOINT_NAME
+    saved = checkpoint.load(path)
+    saved["pair_moments"] = {("var" if k == "cov" else k): v for k, v in saved["pair_moments"].items()}
+    checkpoint.save_atomic(saved, path)
+    with pytest.raises(TrainingError, match="the checkpoint's pair_moments does not fit") as caught:
+        start_or_resume(tiny_config(tiny_mnist, max_steps=4), tmp_path / "r", resume=True)
+    assert "new --out" in str(caught.value) and len(str(caught.value).splitlines()) == 1
