@@ -15,28 +15,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 from bench import servers
-from bench.workloads import MODEL, ROOT, measure, workloads
-
-
-def pipeline_swaps_per_s(seconds: float, cores: set[int]) -> float:
-    """The in-process swap pipeline's rate (bench.inprocess), in a process pinned to ``cores``."""
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / "pipeline.json"
-        command = [sys.executable, "-m", "bench.inprocess", "--model", str(MODEL), "--swap-pipeline-only"]
-        subprocess.run(
-            [*command, "--seconds", str(seconds), "--json", str(target)],
-            cwd=ROOT,
-            check=True,
-            preexec_fn=lambda: os.sched_setaffinity(0, cores),
-        )
-        rate: float = json.loads(target.read_text())["pipeline"]["swap@1"]["requests_per_s"]
-        return rate
+from bench.workloads import ceilings, measure, workloads
 
 
 def markdown(rounds: list[dict[str, float]], seconds: float, concurrency: int) -> str:
@@ -69,7 +51,9 @@ def main() -> None:
     os.sched_setaffinity(0, client_core)
     rounds = []
     for k in range(args.rounds):
-        pipeline = pipeline_swaps_per_s(args.seconds, server_core)
+        pipeline = ceilings(1, args.seconds, server_core, swap_pipeline_only=True)["pipeline"]["swap@1"][
+            "requests_per_s"
+        ]
         command, env = servers.ours()
         with servers.start(command, env, server_core) as running:
             ours = measure(running.port, workloads()["swap"], args.concurrency, args.seconds, 1)["requests_per_s"]

@@ -142,10 +142,12 @@ def batching_suite(seconds: float, reps: int, cores: set[int]) -> dict[str, Any]
     return out
 
 
-def ceilings(threads: int, seconds: float, cores: set[int]) -> dict[str, Any]:
+def ceilings(threads: int, seconds: float, cores: set[int], swap_pipeline_only: bool = False) -> dict[str, Any]:
+    """bench.inprocess's ceilings, measured in a process pinned to ``cores``."""
     with tempfile.TemporaryDirectory() as tmp:
         target = Path(tmp) / "ort.json"
         command = [sys.executable, "-m", "bench.inprocess", "--model", str(MODEL), "--threads", str(threads)]
+        command += ["--swap-pipeline-only"] if swap_pipeline_only else []
         subprocess.run(
             [*command, "--seconds", str(seconds), "--json", str(target)],
             cwd=ROOT,

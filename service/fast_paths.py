@@ -103,18 +103,21 @@ async def encode_answer(
     return answer.model_dump_json().encode(), b"application/json"  # the bytes FastAPI writes for the route
 
 
+HANDLERS: dict[str, Handler] = {"/swap": swap_answer, "/encode": encode_answer}
+
+
 class FastPaths:
     """ASGI layer: ordinary /swap and /encode requests answered here, everything else passed to ``app``."""
 
-    def __init__(self, app: ASGIApp, service: Any, paths: frozenset[str] = frozenset({"/swap", "/encode"})) -> None:
+    def __init__(self, app: ASGIApp, service: Any, paths: frozenset[str] = frozenset(HANDLERS)) -> None:
         self.app, self.service = app, service  # service: the FastAPI app (its settings, registry, counters)
-        handlers: dict[str, Handler] = {"/swap": swap_answer, "/encode": encode_answer}
-        self.handlers = {path: handlers[path] for path in paths}
+        self.handlers = {path: HANDLERS[path] for path in paths}
         self.routes = {r.path: r for r in inference.router.routes if getattr(r, "path", None) in paths}  # type: ignore[attr-defined]
         self.answered: Counter[str] = service.state.fast_answers  # per path, how many this layer answered
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handler = self.handlers.get(route_path(scope)) if scope["type"] == "http" else None
+        path = route_path(scope) if scope["type"] == "http" else ""
+        handler = self.handlers.get(path)
         if handler is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -126,7 +129,6 @@ class FastPaths:
             await self.app(scope, _replay(body, receive), send)
             return
         content, content_type = answer
-        path = route_path(scope)
         scope["route"] = self.routes[path]  # the metrics' route label, as the router would set it
         headers = [(b"content-length", str(len(content)).encode()), (b"content-type", content_type)]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -171,9 +171,8 @@ class AccessMiddleware:
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
-        # metric children by label values, looked up once each (prometheus_client's labels() is ~1 us a call)
-        self._counted: dict[tuple[str, str, str], Any] = {}
-        self._timed: dict[str, Any] = {}
+        # metric children by (metric, label values), looked up once each (prometheus_client's labels() is ~1 us)
+        self._children: dict[tuple[Any, ...], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -199,8 +198,8 @@ class AccessMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route = _route_label(scope)
-            self._count(route, scope["method"], status).inc()
-            self._latency(route).observe(elapsed)
+            self._child(self.metrics.requests, route, scope["method"], str(status)).inc()
+            self._child(self.metrics.latency, route).observe(elapsed)
             log.info(
                 "%s %s -> %d in %.1f ms",
                 scope["method"],
@@ -210,17 +209,11 @@ class AccessMiddleware:
                 extra={"request_id": request_id, "status": status, "route": route},
             )
 
-    def _count(self, route: str, method: str, status: int) -> Any:
-        key = (route, method, str(status))
-        child = self._counted.get(key)
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (metric, *values)
+        child = self._children.get(key)
         if child is None:
-            child = self._counted[key] = self.metrics.requests.labels(*key)
-        return child
-
-    def _latency(self, route: str) -> Any:
-        child = self._timed.get(route)
-        if child is None:
-            child = self._timed[route] = self.metrics.latency.labels(route)
+            child = self._children[key] = metric.labels(*values)
         return child
 
 
